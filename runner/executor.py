@@ -1,0 +1,149 @@
+"""Executor: one /v1/execute call, in the reference's order of checks (§1.1).
+
+This is the one place where failures become the contract's error codes.
+Bundle fetching, secret opening and capability checks run here in the
+Gunicorn process; the component runs on the worker pool.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from typing import Mapping
+from urllib.parse import urlencode
+
+from bounded import BoundedCache
+from runner import capabilities, contract
+from runner.artifacts import artifact_path
+from runner.contract import ExecuteRequest, failure
+from runner.debug_stream import DebugStream
+from runner.pool import ExecutionFailed, Pool, RunnerBusy
+from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
+from storage.bundles import BundleCache, BundleError, StoreConfigError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Executor", "RunnerBusy"]
+
+
+class Executor:
+    def __init__(self, settings, bundles: BundleCache, debug: DebugStream | None = None, pool: Pool | None = None):
+        self.settings = settings
+        self.bundles = bundles
+        self.debug = debug or DebugStream(settings)
+        self.pool = pool or Pool(settings)
+        self.envelopes = EnvelopeOpener(settings)
+        self.replies = BoundedCache(settings.idempotency_max_entries, settings.idempotency_ttl_s)
+        self.stats = {"ok": 0, "error": 0, "replayed": 0}
+
+    def execute(self, headers: Mapping[str, str], req: ExecuteRequest) -> dict:
+        """The JSON envelope for ``req``. Raises RunnerBusy when no worker can take it."""
+        started = time.monotonic()
+        tenant = (headers.get("x-alga-tenant") or "").strip()
+        extension = (headers.get("x-alga-extension") or "").strip()
+        if not tenant or not extension:
+            return failure(400, contract.MISSING_ROUTING_HEADERS)
+        hex_hash = contract.hash_hex(req.context.content_hash)
+        if hex_hash is None:
+            return failure(400, contract.INVALID_CONTENT_HASH)
+
+        replay_key = None
+        if idem := (headers.get("x-idempotency-key") or "").strip():
+            replay_key = (tenant, extension, idem)
+            if (stored := self.replies.get(replay_key)) is not None:
+                self.stats["replayed"] += 1
+                return stored
+
+        try:
+            bundle = self.bundles.ensure(tenant, extension, hex_hash)
+        except StoreConfigError as e:
+            return failure(500, f"{contract.ENGINE_INIT_FAILED}: {e.reason}")
+        except BundleError as e:
+            return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: {e.reason}")
+
+        try:
+            grants = capabilities.grants(req.providers)
+        except capabilities.UnknownCapabilities as e:
+            return failure(400, f"{contract.UNKNOWN_CAPABILITIES}: {e}")
+
+        ids = {"tenant": req.context.tenant_id, "extension": req.context.extension_id,
+               "install": req.context.install_id, "request": req.context.request_id,
+               "version": req.context.version_id}
+        secrets = None
+        if req.secret_envelope is not None:
+            try:
+                secrets = self.envelopes.open(req.secret_envelope, req.context.tenant_id,
+                                              req.context.extension_id, req.context.install_id)
+            except SecretDecryptError as e:
+                log.warning("secret envelope decryption failed: %s", e, extra=ids)
+                self.debug.publish(ids, {"level": "error", "message": f"secret envelope decryption failed: {e}"})
+                return failure(500, contract.SECRET_DECRYPT_FAILED)
+
+        with self.bundles.use(hex_hash):
+            outcome = self._run(req, bundle, hex_hash, grants, secrets)
+        for event in outcome.pop("events", ()):
+            self.debug.publish(ids, event)
+        if outcome["error"]:
+            self.stats["error"] += 1
+            self.debug.publish(ids, {"level": "error", "message": f"execute failed: {outcome['error']}"})
+        else:
+            self.stats["ok"] += 1
+            if replay_key:
+                self.replies.set(replay_key, outcome)
+        log.info("execute", extra={**ids, "status": outcome["status"], "error": outcome["error"],
+                                   "ms": round((time.monotonic() - started) * 1000, 2)})
+        return outcome
+
+    def _run(self, req: ExecuteRequest, bundle, hex_hash: str, grants, secrets) -> dict:
+        try:
+            body = _decode_body(req.http.body_b64)
+        except ValueError as e:
+            return {**failure(500, f"{contract.EXECUTE_FAILED}: invalid body base64: {e}"), "events": []}
+        s = self.settings
+        timeout_ms = req.limits.timeout_ms if req.limits.timeout_ms is not None else s.default_timeout_ms
+        fuel = req.limits.fuel
+        ctx = req.context
+        artifact = artifact_path(bundle.compiled_dir, fuel is not None)
+        job = {
+            "bundle": hex_hash,
+            "artifact": str(artifact),
+            "fuel": fuel,
+            "timeout_ms": max(1, timeout_ms),
+            "memory_mb": req.limits.memory_mb if req.limits.memory_mb is not None else s.default_memory_mb,
+            "request": {"method": req.http.method, "url": _url(req.http.path, req.http.query),
+                        "headers": list(req.http.headers.items()), "body": body},
+            "call": {"tenant_id": ctx.tenant_id, "extension_id": ctx.extension_id, "request_id": ctx.request_id,
+                     "install_id": ctx.install_id, "version_id": ctx.version_id, "content_hash": hex_hash,
+                     "grants": grants, "secrets": secrets,
+                     "user": None if req.user is None else vars(req.user)},
+        }
+        hard_timeout = (job["timeout_ms"] + s.hard_deadline_grace_ms) / 1000
+        try:
+            reply = self.pool.execute(job, bundle.wasm_path, artifact, fuel is not None, hard_timeout)
+        except ExecutionFailed as e:
+            return {**failure(500, f"{contract.EXECUTE_FAILED}: {e}"), "events": []}
+        if reply["outcome"] != "ok":
+            return {**failure(500, reply["error"]), "events": reply.get("events", [])}
+        body_out = reply["body"]
+        return {
+            **contract.envelope(reply["status"], dict(reply["headers"]),
+                                None if body_out is None else base64.b64encode(body_out).decode("ascii")),
+            "events": reply.get("events", []),
+        }
+
+
+def _decode_body(body_b64: str | None) -> bytes | None:
+    if body_b64 is None:
+        return None
+    try:
+        return base64.b64decode(body_b64.strip(), validate=True)
+    except binascii.Error as e:
+        raise ValueError(str(e)) from None
+
+
+def _url(path: str, query: dict[str, str]) -> str:
+    """``http.url`` as the reference builds it: path plus the form-encoded query."""
+    if not query:
+        return path
+    return f"{path}{'&' if '?' in path else '?'}{urlencode(query)}"

@@ -1,0 +1,10 @@
+"""Host side of the 12 alga:extension interfaces, one module per concern.
+
+``HOST_MODULES`` is the only list of them: runner/linker.py defines every
+function each module exports in its ``INTERFACES`` mapping
+(interface name -> {WIT function name -> fn(ctx, *args)}).
+"""
+from runner.host import (catalogue, context, http, invoicing, logging, scheduler, secrets, storage, ui_proxy,
+                         user)
+
+HOST_MODULES = (context, secrets, http, storage, logging, ui_proxy, user, scheduler, invoicing, catalogue)

@@ -1,0 +1,251 @@
+"""The worker pool, parent side. Never imports wasmtime.
+
+Workers are fresh interpreters (``python -m runner.worker``) talking over a
+socketpair; all waiting uses sockets and ``threading`` primitives, which gevent
+makes cooperative under Gunicorn and which are plain threads under
+``flask run``. A request prefers an idle worker that already has its
+component loaded. Components are compiled in a separate short-lived process,
+once per artifact (single flight), while the workers keep serving others.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from runner import protocol
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+COMPILE_TIMEOUT_S = 300
+
+
+class RunnerBusy(Exception):
+    """Every worker is busy and the queue is full (HTTP 503)."""
+
+
+class ExecutionFailed(Exception):
+    """The execution could not complete; the message follows ``execute_failed: ``."""
+
+
+class Worker:
+    """One worker process and its socket."""
+
+    def __init__(self, settings, slot: int):
+        self.slot = slot
+        self.loaded: list[str] = []
+        self.busy = False
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.worker", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self.sock = ours
+        self.ready = False
+        protocol.send(self.sock, {"settings": settings})
+
+    def call(self, job: dict, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        if not self.ready:
+            self.sock.settimeout(60)
+            protocol.recv(self.sock)  # {"outcome": "ready"}
+            self.ready = True
+        protocol.send(self.sock, job)
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        reply = protocol.recv(self.sock)
+        self.loaded = reply.get("loaded", self.loaded)
+        return reply
+
+    def stop(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+
+    def exit_reason(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            return "worker did not answer before the hard deadline and was replaced"
+        if code < 0:
+            return f"worker process died (signal {-code}) and was replaced"
+        return f"worker process exited with status {code} and was replaced"
+
+
+class Pool:
+    def __init__(self, settings):
+        self.settings = settings
+        self._cond = threading.Condition()
+        self._workers: list[Worker] = []
+        self._waiting = 0
+        self._closed = False
+        self._compiling: dict[Path, threading.Event] = {}
+        self._next_id = 0
+        self.stats = {"replaced": 0, "compiles": 0, "busy_rejections": 0}
+
+    # lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        with self._cond:
+            if not self._workers and not self._closed:
+                self._workers = [Worker(self.settings, i) for i in range(self.settings.workers)]
+
+    @property
+    def started(self) -> bool:
+        return bool(self._workers) and not self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            workers, self._workers = self._workers, []
+            self._cond.notify_all()
+        for w in workers:
+            w.stop()
+
+    def worker_pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+    def alive_workers(self) -> int:
+        return sum(1 for w in self._workers if w.proc.poll() is None)
+
+    # executing ---------------------------------------------------------------
+    def execute(self, job: dict, wasm: Path, artifact: Path, fuel: bool, hard_timeout: float) -> dict:
+        """Run ``job`` on a worker; returns the worker's reply (outcome ok or error)."""
+        self.start()
+        if not artifact.exists():
+            self._compile(wasm, artifact, fuel)
+        for attempt in range(2):
+            reply = self._run_on_worker(job, hard_timeout)
+            if reply["outcome"] != "need_compile":
+                return reply
+            # The artifact vanished or was unusable (the worker deleted it): build it again.
+            self._compile(wasm, artifact, fuel)
+        raise ExecutionFailed("component could not be loaded after compiling")
+
+    def _run_on_worker(self, job: dict, hard_timeout: float) -> dict:
+        worker = self._acquire(job["bundle"])
+        with self._cond:
+            self._next_id += 1
+            job = {**job, "id": self._next_id}
+        try:
+            reply = worker.call(job, hard_timeout)
+        except (protocol.ConnectionClosed, OSError) as e:
+            if not isinstance(e, TimeoutError):
+                try:
+                    worker.proc.wait(timeout=2)  # collect the exit status for the message
+                except subprocess.TimeoutExpired:
+                    pass
+            reason = worker.exit_reason()
+            self._replace(worker)
+            log.error("worker lost", extra={"slot": worker.slot, "reason": reason, "bundle": job["bundle"]})
+            raise ExecutionFailed(reason) from e
+        self._release(worker)
+        return reply
+
+    def _acquire(self, bundle: str) -> Worker:
+        timeout = self.settings.queue_timeout_ms / 1000
+        with self._cond:
+            idle = self._idle()
+            if not idle and self._waiting >= self.settings.queue_size:
+                self.stats["busy_rejections"] += 1
+                raise RunnerBusy()
+            self._waiting += 1
+            try:
+                end = time.monotonic() + timeout
+                while not (idle := self._idle()):
+                    if self._closed:
+                        raise ExecutionFailed("runner is shutting down")
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        self.stats["busy_rejections"] += 1
+                        raise RunnerBusy()
+                    self._cond.wait(left)
+            finally:
+                self._waiting -= 1
+            # Prefer a worker that has the component loaded, then the least loaded one.
+            worker = min(idle, key=lambda w: (bundle not in w.loaded, len(w.loaded)))
+            worker.busy = True
+            return worker
+
+    def _idle(self) -> list[Worker]:
+        return [w for w in self._workers if not w.busy]
+
+    def _release(self, worker: Worker) -> None:
+        with self._cond:
+            worker.busy = False
+            self._cond.notify()
+
+    def _replace(self, worker: Worker) -> None:
+        worker.stop()
+        with self._cond:
+            self.stats["replaced"] += 1
+            if worker in self._workers and not self._closed:
+                self._workers[self._workers.index(worker)] = Worker(self.settings, worker.slot)
+            self._cond.notify()
+
+    # compiling ---------------------------------------------------------------
+    def _compile(self, wasm: Path, artifact: Path, fuel: bool) -> None:
+        """Compile once per artifact: concurrent callers wait for the first one."""
+        with self._cond:
+            pending = self._compiling.get(artifact)
+            leader = pending is None
+            if leader:
+                pending = self._compiling[artifact] = threading.Event()
+        if not leader:
+            pending.wait(COMPILE_TIMEOUT_S)
+            if artifact.exists():
+                return
+            raise ExecutionFailed("compile failed (see the first request's error)")
+        try:
+            with _file_lock(artifact.with_suffix(".lock")):  # other Gunicorn processes
+                if not artifact.exists():
+                    self._run_compiler(wasm, artifact, fuel)
+        finally:
+            with self._cond:
+                del self._compiling[artifact]
+            pending.set()
+
+    def _run_compiler(self, wasm: Path, artifact: Path, fuel: bool) -> None:
+        if not wasm.is_file():
+            raise ExecutionFailed(f"bundle has no dist/main.wasm ({wasm.name} not found)")
+        started = time.monotonic()
+        cmd = [sys.executable, "-m", "runner.compiler", *(["--fuel"] if fuel else []), str(wasm), str(artifact)]
+        try:
+            done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ExecutionFailed(f"compile did not finish within {COMPILE_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"compiler exited with {done.returncode}"])[-1]
+            raise ExecutionFailed(f"compile failed: {reason}")
+        self.stats["compiles"] += 1
+        log.info("compiled component", extra={"artifact": str(artifact), "fuel": fuel,
+                                              "ms": round((time.monotonic() - started) * 1000)})
+
+
+class _file_lock:
+    """An exclusive flock that waits by polling, so gevent's loop keeps running."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
