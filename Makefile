@@ -1,0 +1,45 @@
+# make run   : virtualenv + install + start the service on embedded defaults (port 8085)
+# make test  : system packages + virtualenv + the whole test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8085
+APT_PACKAGES := redis-server nginx wrk chromium
+
+.PHONY: run test test-quick bench guests system-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p var
+	EXT_INSTALL_SAMPLES=$${EXT_INSTALL_SAMPLES:-true} PORT=$(PORT) \
+		$(VENV)/bin/gunicorn -c gunicorn.conf.py 'app:create_app()'
+
+# System packages the tests use (real redis-server, nginx for the benchmark, Chromium for pages).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: system-deps $(STAMP)
+	$(PY) -m pytest -q
+
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: system-deps $(STAMP)
+	$(PY) bench/run.py
+
+guests:
+	tests/fixtures/guests/build.sh
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,73 @@
+"""Shared fixtures: apps on temporary folders, bundles built from the committed guests.
+
+The cache root is shared by the whole session unless a test asks for its own:
+it is content-addressed, so the 13 MB SDK component is compiled once per run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import GUESTS
+
+
+@pytest.fixture(scope="session")
+def mini_wasm() -> bytes:
+    import wasmtime  # the test process may import it; the service's web side never does
+
+    return bytes(wasmtime.wat2wasm((GUESTS / "mini.component.wat").read_text()))
+
+
+@pytest.fixture(scope="session")
+def sdk_wasm() -> bytes:
+    return (GUESTS / "sdk.wasm").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def shared_dirs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("shared")
+    return {"bundles": base / "bundles", "cache": base / "cache"}
+
+
+def base_config(dirs: dict[str, Path], tmp: Path) -> dict[str, Any]:
+    return {
+        "bundle_store_base": str(dirs["bundles"]),
+        "cache_root": str(dirs["cache"]),
+        "workers": 2,
+        "static_strict_validation": False,
+        "registry_db": str(tmp / "registry.db"),
+        "secrets_key_file": str(tmp / "secrets.key"),
+        "scheduler_enabled": False,
+        "install_samples": False,
+    }
+
+
+@pytest.fixture
+def make_app(shared_dirs, tmp_path):
+    """``make_app(**settings)`` -> a Flask app; its worker pool is closed after the test."""
+    from app import create_app
+
+    apps = []
+
+    def make(**overrides):
+        app = create_app({**base_config(shared_dirs, tmp_path), **overrides})
+        app.testing = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["executor"].pool.close()
+
+
+@pytest.fixture(scope="module")
+def module_app(shared_dirs, tmp_path_factory):
+    """One app (and worker pool) for a whole test module with default settings."""
+    from app import create_app
+
+    app = create_app(base_config(shared_dirs, tmp_path_factory.mktemp("app")))
+    app.testing = True
+    yield app
+    app.extensions["executor"].pool.close()

@@ -1,0 +1,60 @@
+"""Helpers for tests: building bundles and /v1/execute requests."""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from storage.archive import bundle_bytes
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GUESTS = FIXTURES / "guests"
+ROOT = Path(__file__).parent.parent
+
+
+def publish(store_dir: Path | str, tenant: str, extension: str, members: dict[str, bytes | str | Path]) -> str:
+    """Put a bundle where a local bundle store finds it; returns its content hash (hex)."""
+    data, digest = bundle_bytes(members)
+    path = Path(store_dir) / "tenants" / tenant / "extensions" / extension / "sha256" / digest / "bundle.tar.zst"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return digest
+
+
+def execute_body(content_hash: str, *, method: str = "POST", path: str = "/", body: bytes | None = None,
+                 tenant: str = "tenant-a", extension: str = "ext-a", **extra: Any) -> dict[str, Any]:
+    """A /v1/execute request body as the Alga gateway builds it."""
+    doc: dict[str, Any] = {
+        "context": {"request_id": "req-1", "tenant_id": tenant, "extension_id": extension,
+                    "install_id": "install-1", "content_hash": f"sha256:{content_hash}", "version_id": "v1"},
+        "http": {"method": method, "path": path, "query": {}, "headers": {},
+                 "body_b64": None if body is None else base64.b64encode(body).decode()},
+        "limits": {"timeout_ms": 5000},
+    }
+    for key, value in extra.items():
+        if key in ("context", "http", "limits") and isinstance(value, dict):
+            doc[key].update(value)
+        else:
+            doc[key] = value
+    return doc
+
+
+def post_execute(client, doc: dict, tenant: str = "tenant-a", extension: str = "ext-a", **headers: str):
+    hdrs = {"x-alga-tenant": tenant, "x-alga-extension": extension, **headers}
+    return client.post("/v1/execute", data=json.dumps(doc), headers=hdrs, content_type="application/json")
+
+
+def decoded_body(payload: dict) -> Any:
+    raw = base64.b64decode(payload["body_b64"]) if payload["body_b64"] is not None else None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

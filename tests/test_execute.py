@@ -1,0 +1,279 @@
+"""POST /v1/execute with the tiny WAT component: the error-code table, limits, the pool.
+
+Real HTTP where it matters (a Gunicorn server in test_gunicorn.py); here the Flask
+test client drives the real executor, worker processes and bundle cache.
+"""
+import base64
+import concurrent.futures
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import decoded_body, execute_body, post_execute, publish
+
+
+@pytest.fixture(scope="module")
+def mini_hash(module_app, mini_wasm):
+    store = module_app.extensions["settings"].bundle_store_base
+    return publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b"{}"})
+
+
+@pytest.fixture(scope="module")
+def client(module_app):
+    return module_app.test_client()
+
+
+def run(client, content_hash, **kw):
+    headers = kw.pop("headers", {})
+    r = post_execute(client, execute_body(content_hash, **kw), **headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.headers["Cache-Control"] == "no-store"
+    return r.get_json()
+
+
+def test_success_envelope(client, mini_hash):
+    out = run(client, mini_hash, path="/echo", body=b"hello")
+    assert set(out) == {"status", "headers", "body_b64", "error"}
+    assert out["status"] == 200 and out["error"] is None
+    assert out["headers"]["x-url"] == "/echo"
+    assert base64.b64decode(out["body_b64"]) == b"hello"
+
+
+def test_query_is_form_encoded_into_url(client, mini_hash):
+    out = run(client, mini_hash, http={"path": "/dynamic/echo", "query": {"foo": "bar baz", "a": "&"}})
+    assert out["headers"]["x-url"] == "/dynamic/echo?foo=bar+baz&a=%26"
+    out = run(client, mini_hash, http={"path": "/p?x=1", "query": {"y": "2"}})
+    assert out["headers"]["x-url"] == "/p?x=1&y=2"
+
+
+def test_body_none_and_empty(client, mini_hash):
+    assert run(client, mini_hash, path="/echo")["body_b64"] is None
+    assert run(client, mini_hash, path="/echo", http={"body_b64": ""})["body_b64"] == ""
+    assert run(client, mini_hash, path="/nobody", body=b"x")["body_b64"] is None
+
+
+# The error-code table of reference §1.1, row by row, in its order.
+
+def test_missing_routing_headers(client, mini_hash):
+    r = client.post("/v1/execute", json=execute_body(mini_hash), headers={"x-alga-tenant": "tenant-a"})
+    assert r.get_json() == {"status": 400, "headers": {}, "body_b64": None, "error": "missing_routing_headers"}
+    r = post_execute(client, execute_body(mini_hash), extension="")
+    assert r.get_json()["error"] == "missing_routing_headers"
+
+
+def test_invalid_content_hash_never_builds_a_path(client):
+    doc = execute_body("x")
+    doc["context"]["content_hash"] = "sha256:../../etc"
+    assert post_execute(client, doc).get_json() == {
+        "status": 400, "headers": {}, "body_b64": None, "error": "invalid_content_hash"}
+
+
+def test_engine_init_failed_when_store_unset(make_app, mini_hash):
+    client = make_app(bundle_store_base="").test_client()
+    out = post_execute(client, execute_body(mini_hash)).get_json()
+    assert out["status"] == 500 and out["error"].startswith("engine_init_failed: ")
+
+
+def test_bundle_fetch_failed_for_missing_bundle(client):
+    out = run(client, "cd" * 32)
+    assert out["status"] == 502 and out["error"].startswith("bundle_fetch_failed: ")
+
+
+def test_bundle_without_main_wasm(module_app, client):
+    store = module_app.extensions["settings"].bundle_store_base
+    h = publish(store, "tenant-a", "ext-a", {"manifest.json": b"{}", "ui/index.html": b"<p>ui only</p>"})
+    out = run(client, h)
+    assert out["status"] == 502 and out["error"].startswith("bundle_fetch_failed: ")
+
+
+def test_bundle_is_fetched_before_capabilities_are_checked(client, mini_hash):
+    out = run(client, "ef" * 32, providers=["cap:nope"])
+    assert out["error"].startswith("bundle_fetch_failed")
+    out = run(client, mini_hash, providers=["cap:nope", " CAP:Storage.KV ", "cap:other"])
+    assert out == {"status": 400, "headers": {}, "body_b64": None,
+                   "error": "unknown_capabilities: cap:nope, cap:other"}
+
+
+def test_secret_decrypt_failed(client, mini_hash):
+    out = run(client, mini_hash, secret_envelope={"ciphertext_b64": "!!!not base64"})
+    assert out == {"status": 500, "headers": {}, "body_b64": None, "error": "secret_decrypt_failed"}
+    bad_json = base64.b64encode(b'{"k": 1}').decode()
+    assert run(client, mini_hash, secret_envelope={"ciphertext_b64": bad_json})["error"] == "secret_decrypt_failed"
+
+
+def test_execute_failed_for_bad_body_base64(client, mini_hash):
+    out = run(client, mini_hash, http={"body_b64": "***"})
+    assert out["status"] == 500 and out["error"].startswith("execute_failed: invalid body base64")
+
+
+def test_secrets_granted_and_denied(client, mini_hash):
+    envelope = {"ciphertext_b64": base64.b64encode(json.dumps({"api_key": "sk_live"}).encode()).decode()}
+    out = run(client, mini_hash, path="/echo", secret_envelope=envelope, providers=["cap:secrets.get"])
+    assert out["headers"]["x-secret"] == "sk_live"
+    out = run(client, mini_hash, path="/echo", secret_envelope=envelope)
+    assert out["headers"]["x-secret-error"] == "1"  # secret-error.denied
+    out = run(client, mini_hash, path="/echo", providers=["cap:secrets.get"])
+    assert out["headers"]["x-secret-error"] == "0"  # missing: no envelope
+
+
+# Limits and isolation
+
+def test_timeout_stops_the_loop_near_its_limit_and_the_worker_serves_on(client, mini_hash):
+    started = time.monotonic()
+    out = run(client, mini_hash, path="/loop", limits={"timeout_ms": 300})
+    elapsed = time.monotonic() - started
+    assert out["status"] == 500 and out["error"].startswith("execute_failed: timeout")
+    assert 0.25 < elapsed < 2.0
+    assert run(client, mini_hash, path="/echo")["status"] == 200
+
+
+def test_default_timeout_applies_when_absent(make_app, mini_hash):
+    client = make_app(default_timeout_ms=200).test_client()
+    doc = execute_body(mini_hash, path="/loop")
+    del doc["limits"]
+    started = time.monotonic()
+    out = post_execute(client, doc).get_json()
+    assert out["error"].startswith("execute_failed: timeout") and time.monotonic() - started < 2
+
+
+def test_memory_limit(client, mini_hash):
+    assert run(client, mini_hash, path="/grow", limits={"memory_mb": 64})["status"] == 200
+    assert run(client, mini_hash, path="/grow", limits={"memory_mb": 5})["status"] == 507
+
+
+def test_fuel_is_honoured(client, mini_hash):
+    out = run(client, mini_hash, path="/loop", limits={"fuel": 100000, "timeout_ms": 5000})
+    assert out["error"].startswith("execute_failed: fuel exhausted")
+    assert run(client, mini_hash, path="/echo", limits={"fuel": 10_000_000})["status"] == 200
+
+
+def test_a_trap_never_poisons_later_requests(client, mini_hash):
+    for _ in range(3):
+        assert run(client, mini_hash, path="/loop", limits={"timeout_ms": 50})["error"]
+        assert run(client, mini_hash, path="/echo", body=b"ok")["body_b64"] == base64.b64encode(b"ok").decode()
+
+
+def test_many_parallel_requests_across_workers(module_app, client, mini_hash):
+    def one(i):
+        c = module_app.test_client()
+        return run(c, mini_hash, path=f"/echo/{i}", body=str(i).encode())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(64)))
+    assert [base64.b64decode(r["body_b64"]) for r in results] == [str(i).encode() for i in range(64)]
+    assert module_app.extensions["executor"].pool.alive_workers() == 2
+
+
+def test_idempotent_replay_is_scoped(client, mini_hash):
+    first = run(client, mini_hash, path="/echo", body=b"one", headers={"x-idempotency-key": "k1"})
+    again = run(client, mini_hash, path="/echo", body=b"two", headers={"x-idempotency-key": "k1"})
+    assert again == first
+    other_tenant = run(client, mini_hash, path="/echo", body=b"two",
+                       headers={"x-idempotency-key": "k1", "x-alga-extension": "ext-b"})
+    assert other_tenant["error"].startswith("bundle_fetch_failed")  # not replayed from ext-a
+
+
+def test_failures_are_not_stored_for_replay(client, mini_hash):
+    run(client, mini_hash, path="/loop", limits={"timeout_ms": 20}, headers={"x-idempotency-key": "k2"})
+    assert run(client, mini_hash, path="/echo", headers={"x-idempotency-key": "k2"})["status"] == 200
+
+
+def test_worker_killed_mid_request_is_replaced(make_app, mini_hash):
+    app = make_app(workers=1)
+    client = app.test_client()
+    assert run(client, mini_hash, path="/echo")["status"] == 200
+    pool = app.extensions["executor"].pool
+    [pid] = pool.worker_pids()
+    threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+    out = run(client, mini_hash, path="/loop", limits={"timeout_ms": 5000})
+    assert out["status"] == 500 and "signal 9" in out["error"]
+    assert run(client, mini_hash, path="/echo")["status"] == 200
+    assert pool.worker_pids() != [pid]
+
+
+def test_hung_worker_is_replaced_after_the_hard_deadline(make_app, mini_hash):
+    app = make_app(workers=1, hard_deadline_grace_ms=300)
+    client = app.test_client()
+    pool = app.extensions["executor"].pool
+    run(client, mini_hash, path="/echo")
+    [pid] = pool.worker_pids()
+    os.kill(pid, signal.SIGSTOP)  # stands in for a host call stuck forever
+    started = time.monotonic()
+    out = run(client, mini_hash, path="/echo", limits={"timeout_ms": 200})
+    assert "hard deadline" in out["error"] and time.monotonic() - started < 3
+    assert run(client, mini_hash, path="/echo")["status"] == 200
+
+
+def test_runner_busy_when_the_queue_is_full(make_app, mini_hash):
+    app = make_app(workers=1, queue_size=1, queue_timeout_ms=5000)
+    run(app.test_client(), mini_hash, path="/echo")  # start and warm the worker
+    slow = execute_body(mini_hash, path="/loop", limits={"timeout_ms": 800})
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        futures = [ex.submit(lambda: post_execute(app.test_client(), slow)) for _ in range(3)]
+        answers = [f.result() for f in futures]
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200, 200, 503]
+    busy = next(r for r in answers if r.status_code == 503)
+    assert busy.get_json() == {"error": "runner_busy"} and busy.headers["Retry-After"]
+
+
+def test_request_too_large_is_413_json(make_app, mini_hash):
+    client = make_app(max_request_bytes=1000).test_client()
+    r = post_execute(client, execute_body(mini_hash, body=b"x" * 2000))
+    assert r.status_code == 413 and r.is_json
+
+
+def test_inbound_token_when_configured(make_app, mini_hash):
+    client = make_app(service_token="s3cret").test_client()
+    doc = execute_body(mini_hash, path="/echo")
+    assert post_execute(client, doc).status_code == 401
+    assert post_execute(client, doc, **{"x-runner-service-token": "wrong"}).status_code == 401
+    assert post_execute(client, doc, **{"x-runner-service-token": "s3cret"}).status_code == 200
+    assert post_execute(client, doc, Authorization="Bearer s3cret").status_code == 200
+
+
+def test_request_rejections_have_json_bodies(client):
+    r = client.post("/v1/execute", data="{", content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"] == "malformed_json"
+    r = client.post("/v1/execute", data="{}", content_type="text/plain")
+    assert r.status_code == 415 and r.is_json
+    r = client.post("/v1/execute", json={"context": {}})
+    assert r.status_code == 422 and r.get_json()["field"] == "context.tenant_id"
+    r = client.get("/v1/execute")
+    assert r.status_code == 405 and r.is_json
+
+
+def test_scenario_1_structure_with_dummy_hash(client):
+    """Reference test 1: the route exists and answers JSON even for a dummy hash."""
+    doc = execute_body("x")
+    doc["context"]["content_hash"] = "sha256:dummy"
+    r = post_execute(client, doc)
+    assert r.status_code != 404 and r.get_json()["status"] == 400
+
+
+def test_web_process_never_imports_wasmtime(tmp_path):
+    import subprocess
+    code = ("import sys; from app import create_app; "
+            f"create_app({{'cache_root': {str(tmp_path)!r}, 'bundle_store_base': {str(tmp_path)!r}}}); "
+            "print('wasmtime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_guest_log_lines_reach_the_debug_stream(module_app, client, mini_hash):
+    run(client, mini_hash, path="/echo/logged")
+    events = module_app.extensions["executor"].debug.recent("tenant-a", "ext-a")
+    assert any(e["message"] == "/echo/logged" and e["request"] == "req-1" for e in events)
+    run(client, mini_hash, path="/loop", limits={"timeout_ms": 20})
+    events = module_app.extensions["executor"].debug.recent("tenant-a", "ext-a")
+    assert events[-1]["level"] == "error" and events[-1]["message"].startswith("execute failed: execute_failed")
+
+
+def test_decoded_body_helper_roundtrip(client, mini_hash):
+    out = run(client, mini_hash, path="/echo", body=json.dumps({"a": 1}).encode())
+    assert decoded_body(out) == {"a": 1}
