@@ -61,6 +61,8 @@ class Executor:
             return failure(500, f"{contract.ENGINE_INIT_FAILED}: {e.reason}")
         except BundleError as e:
             return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: {e.reason}")
+        if not bundle.wasm_path.is_file():
+            return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: bundle has no dist/main.wasm")
 
         try:
             grants = capabilities.grants(req.providers)
