@@ -56,9 +56,17 @@ class Executor:
                 return stored
 
         try:
-            bundle = self.bundles.ensure(tenant, extension, hex_hash)
+            self.bundles.store  # the loader needs a usable BUNDLE_STORE_BASE, even on a warm cache
         except StoreConfigError as e:
             return failure(500, f"{contract.ENGINE_INIT_FAILED}: {e.reason}")
+        with self.bundles.use(hex_hash):  # pinned before ensure: eviction never removes it under us
+            return self._prepare_and_run(tenant, extension, hex_hash, req, replay_key, started)
+
+    def _prepare_and_run(self, tenant: str, extension: str, hex_hash: str, req: ExecuteRequest,
+                         replay_key: tuple | None, started: float) -> dict:
+        """Steps 4-8 of the reference order, with the bundle pinned."""
+        try:
+            bundle = self.bundles.ensure(tenant, extension, hex_hash)
         except BundleError as e:
             return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: {e.reason}")
         if not bundle.wasm_path.is_file():
@@ -69,9 +77,7 @@ class Executor:
         except capabilities.UnknownCapabilities as e:
             return failure(400, f"{contract.UNKNOWN_CAPABILITIES}: {e}")
 
-        ids = {"tenant": req.context.tenant_id, "extension": req.context.extension_id,
-               "install": req.context.install_id, "request": req.context.request_id,
-               "version": req.context.version_id}
+        ids = _ids(req)
         secrets = None
         if req.secret_envelope is not None:
             try:
@@ -82,9 +88,8 @@ class Executor:
                 self.debug.publish(ids, {"level": "error", "message": f"secret envelope decryption failed: {e}"})
                 return failure(500, contract.SECRET_DECRYPT_FAILED)
 
-        with self.bundles.use(hex_hash):
-            outcome = self._run(req, bundle, hex_hash, grants, secrets)
-        for event in outcome.pop("events", ()):
+        outcome = self._run(req, bundle, hex_hash, grants, secrets)
+        for event in outcome.pop("events"):
             self.debug.publish(ids, event)
         if outcome["error"]:
             self.stats["error"] += 1
@@ -133,6 +138,12 @@ class Executor:
                                 None if body_out is None else base64.b64encode(body_out).decode("ascii")),
             "events": reply.get("events", []),
         }
+
+
+def _ids(req: ExecuteRequest) -> dict:
+    ctx = req.context
+    return {"tenant": ctx.tenant_id, "extension": ctx.extension_id, "install": ctx.install_id,
+            "request": ctx.request_id, "version": ctx.version_id}
 
 
 def _decode_body(body_b64: str | None) -> bytes | None:

@@ -176,7 +176,7 @@ def serve(sock: socket.socket) -> None:
     while True:
         try:
             job = protocol.recv(sock)
-        except protocol.ConnectionClosed:
+        except (protocol.ConnectionClosed, ConnectionResetError):  # the pool closed or replaced us
             return
         try:
             reply = runtime.execute(job)
@@ -191,4 +191,6 @@ def serve(sock: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    channel.setblocking(True)  # a gevent parent hands us a non-blocking descriptor
+    serve(channel)

@@ -1,0 +1,200 @@
+"""Executor benchmark (`make bench`): measured side by side in one run, never asserted.
+
+For the WAT and the SDK components:
+  (i)   the in-process floor: fresh Store + instantiate + call, component already loaded;
+  (ii)  POST /v1/execute over HTTP through Gunicorn (gevent, EXT_WORKERS=2) with wrk,
+        at concurrency 1 and 8;
+  (iii) the reference design's cost: compile from bytes on every request (sampled).
+Also: cold start of a fresh worker from a precompiled artifact vs a compile, and worker RSS.
+Prints a markdown table; figures are ratios of numbers taken in this same run.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import GUESTS, execute_body, free_port, publish  # noqa: E402
+
+TENANT, EXT = "bench-tenant", "bench-ext"
+
+
+def guests() -> dict[str, bytes]:
+    import wasmtime
+    return {"wat": bytes(wasmtime.wat2wasm((GUESTS / "mini.component.wat").read_text())),
+            "sdk": (GUESTS / "sdk.wasm").read_bytes()}
+
+
+def floor(wasm: bytes, path: str, n: int) -> dict:
+    """(i) and (iii) in this process, with the worker's own engine, linker and request record."""
+    import wasmtime
+    from runner import wasm_compat
+    from runner.engine import make_engine
+    from runner.host.call import CallContext
+    from runner.linker import build_linker
+    from runner.worker import _request_record
+    from settings import Settings
+    from wasmtime.component import Component
+
+    wasm_compat.install()
+    settings = Settings.from_env({})
+    engine = make_engine(False)
+    linker = build_linker(engine)
+    component = Component(engine, wasm)
+    request = {"method": "POST", "url": path, "headers": [("content-type", "application/json")], "body": b"{}"}
+
+    def once(comp) -> float:
+        t = time.perf_counter()
+        ctx = CallContext(settings=settings, tenant_id=TENANT, extension_id=EXT, request_id="r")
+        store = wasmtime.Store(engine, data=ctx)
+        store.set_epoch_deadline(1 << 30)
+        inst = linker.instantiate(store, comp)
+        inst.get_func(store, "handler")(store, _request_record(ctx, request))
+        store.close()
+        return (time.perf_counter() - t) * 1000
+
+    for _ in range(5):
+        once(component)
+    times = sorted(once(component) for _ in range(n))
+    compile_times = []
+    for _ in range(3 if len(wasm) > 100_000 else 20):
+        t = time.perf_counter()
+        once(Component(engine, wasm))
+        compile_times.append((time.perf_counter() - t) * 1000)
+    return {"p50": _pct(times, 50), "p99": _pct(times, 99), "rps": 1000 / statistics.mean(times),
+            "compile_p50": statistics.median(compile_times)}
+
+
+def _pct(sorted_ms: list[float], p: int) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * p / 100))]
+
+
+def wrk(url: str, body: dict, headers: dict, connections: int, seconds: int) -> dict:
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{hdrs}')
+    script.close()
+    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"),
+            "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0}
+
+
+def _wrk_ms(out: str, label: str) -> float:
+    value, unit = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_pids(gunicorn_pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    children = {int(l.split()[0]) for l in out.splitlines()[1:] if int(l.split()[1]) == gunicorn_pid}
+    return [int(l.split()[0]) for l in out.splitlines()[1:]
+            if int(l.split()[1]) in children and "runner.worker" in l]
+
+
+def cold_start(cache: Path, digest: str) -> dict:
+    """A fresh worker process: load from the precompiled artifact vs compile in place."""
+    from runner.artifacts import artifact_path
+    artifact = artifact_path(cache / digest / "compiled", False)
+    wasm = cache / digest / "bundle" / "dist" / "main.wasm"
+    code = ("import time,sys;import wasmtime;from runner.engine import make_engine,load_artifact;"
+            "from wasmtime.component import Component;from pathlib import Path;e=make_engine(False);"
+            "t=time.perf_counter();{load};print((time.perf_counter()-t)*1000)")
+    load = code.format(load=f"load_artifact(e, Path({str(artifact)!r}))")
+    comp = code.format(load=f"Component.from_file(e, {str(wasm)!r})")
+    run = lambda c: float(subprocess.run([sys.executable, "-c", c], cwd=ROOT, capture_output=True, text=True,
+                                         check=True).stdout.strip())
+    return {"load_ms": statistics.median(run(load) for _ in range(5)), "compile_ms": run(comp)}
+
+
+def main() -> None:
+    seconds = int(os.environ.get("BENCH_SECONDS", "8"))
+    work = Path(tempfile.mkdtemp(prefix="exec-bench-"))
+    store, cache = work / "bundles", work / "cache"
+    wasms = guests()
+    digests = {name: publish(store, TENANT, EXT, {"dist/main.wasm": w}) for name, w in wasms.items()}
+    routes = {"wat": "/echo", "sdk": "/all"}
+    port = free_port()
+    env = {**os.environ, "BUNDLE_STORE_BASE": str(store), "EXT_CACHE_ROOT": str(cache), "EXT_WORKERS": "2",
+           "PORT": str(port), "EXT_REGISTRY_DB": str(work / "registry.db"), "LOG_LEVEL": "warning",
+           "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"), "EXT_INSTALL_SAMPLES": "false"}
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
+                              cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1/execute"
+    headers = {"content-type": "application/json", "x-alga-tenant": TENANT, "x-alga-extension": EXT}
+    try:
+        _wait(port)
+        rows = []
+        for name, wasm in wasms.items():
+            body = execute_body(digests[name], path=routes[name], body=b"{}", tenant=TENANT, extension=EXT)
+            _warm(url, body, headers)
+            f = floor(wasm, routes[name], 300 if name == "sdk" else 2000)
+            c1 = wrk(url, body, headers, 1, seconds)
+            c8 = wrk(url, body, headers, 8, seconds)
+            rows.append((name, f, c1, c8))
+        rss = [rss_mib(p) for p in worker_pids(server.pid)]
+        cold = cold_start(cache, digests["sdk"])
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+    print(_table(rows, rss, cold))
+
+
+def _wait(port: int) -> None:
+    import requests
+    for _ in range(200):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/livez", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not start")
+
+
+def _warm(url: str, body: dict, headers: dict) -> None:
+    import requests
+    for _ in range(6):  # compile once, then load on both workers
+        r = requests.post(url, json=body, headers=headers, timeout=120).json()
+        assert r["error"] is None, r
+
+
+def _table(rows, rss, cold) -> str:
+    lines = ["| component | floor p50 / p99 ms (i) | HTTP c=1 p50 / p99 ms (ii) | (ii)/(i) p50 | floor req/s | "
+             "HTTP c=8 req/s (2 workers) | c=8 / floor req/s | compile-per-request p50 ms (iii) | (iii)/(ii) p50 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, f, c1, c8 in rows:
+        lines.append(f"| {name} | {f['p50']:.2f} / {f['p99']:.2f} | {c1['p50']:.2f} / {c1['p99']:.2f} | "
+                     f"{c1['p50'] / f['p50']:.2f}x | {f['rps']:.0f} | {c8['rps']:.0f} | {c8['rps'] / f['rps']:.2f}x | "
+                     f"{f['compile_p50']:.1f} | {f['compile_p50'] / c1['p50']:.0f}x |")
+    lines.append("")
+    lines.append(f"Fresh worker, SDK component: load precompiled artifact {cold['load_ms']:.2f} ms vs compile "
+                 f"{cold['compile_ms']:.0f} ms ({cold['compile_ms'] / cold['load_ms']:.0f}x). "
+                 f"Worker RSS with both components loaded: {', '.join(f'{r:.0f} MiB' for r in rss)}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The service under Gunicorn with gevent workers, over real HTTP."""
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import ROOT, execute_body, free_port, publish
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mini_wasm):
+    work = tmp_path_factory.mktemp("gunicorn")
+    digest = publish(work / "bundles", "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm})
+    port = free_port()
+    env = {**os.environ, "BUNDLE_STORE_BASE": str(work / "bundles"), "EXT_CACHE_ROOT": str(work / "cache"),
+           "EXT_WORKERS": "2", "PORT": str(port), "EXT_REGISTRY_DB": str(work / "registry.db"),
+           "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"), "EXT_INSTALL_SAMPLES": "false",
+           "EXT_STATIC_STRICT_VALIDATION": "false"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+                             "app:create_app()"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(f"{base}/livez", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("gunicorn did not start: " + (work / "server.log").read_text()[-2000:])
+    yield {"base": base, "hash": digest, "proc": proc}
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def call(server, path, timeout_ms=5000, body=b"x"):
+    doc = execute_body(server["hash"], path=path, body=body, limits={"timeout_ms": timeout_ms})
+    r = requests.post(f"{server['base']}/v1/execute", json=doc, timeout=30,
+                      headers={"x-alga-tenant": "tenant-a", "x-alga-extension": "ext-a"})
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_execute_over_http(server):
+    out = call(server, "/echo")
+    assert out["status"] == 200 and out["headers"]["x-url"] == "/echo"
+
+
+def test_waiting_for_workers_never_blocks_the_event_loop(server):
+    call(server, "/echo")
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        loops = [ex.submit(call, server, "/loop", 1500) for _ in range(4)]  # both workers busy, two queued
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert requests.get(f"{server['base']}/livez", timeout=5).ok
+        assert time.monotonic() - started < 0.5
+        results = [f.result() for f in loops]
+    assert all(r["error"].startswith("execute_failed: timeout") for r in results)
+
+
+def test_readyz_reports_the_pool(server):
+    r = requests.get(f"{server['base']}/readyz", timeout=5)
+    assert r.status_code == 200 and r.json()["workers"] == 2 and r.json()["ready"] is True
+
+
+def test_graceful_shutdown_lets_in_flight_work_finish(server):
+    call(server, "/echo")
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        slow = ex.submit(call, server, "/loop", 1500)
+        time.sleep(0.3)
+        server["proc"].send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert slow.result()["error"].startswith("execute_failed: timeout")  # in-flight work completes
+    server["proc"].wait(30)
+    assert server["proc"].returncode == 0
