@@ -1,8 +1,15 @@
 """Gunicorn settings: gevent workers, one process by default (the wasm worker
 pool gives the parallelism; each Gunicorn process would start its own pool)."""
 import os
+import shutil
+import tempfile
 
 from settings import Settings
+
+# Before any process imports prometheus_client: every Gunicorn worker writes its
+# metrics here and /metrics sums them (see metrics.py).
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"alga-runner-metrics-{os.getpid()}"))
 
 _settings = Settings.from_env()
 
@@ -14,6 +21,17 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app writes JSON lines; Gunicorn's text lines would mix formats
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -13,6 +13,7 @@ import time
 from typing import Mapping
 from urllib.parse import urlencode
 
+import metrics
 from bounded import BoundedCache
 from runner import capabilities, contract
 from runner.artifacts import artifact_path
@@ -35,11 +36,20 @@ class Executor:
         self.pool = pool or Pool(settings)
         self.envelopes = EnvelopeOpener(settings)
         self.replies = BoundedCache(settings.idempotency_max_entries, settings.idempotency_ttl_s)
-        self.stats = {"ok": 0, "error": 0, "replayed": 0}
 
     def execute(self, headers: Mapping[str, str], req: ExecuteRequest) -> dict:
         """The JSON envelope for ``req``. Raises RunnerBusy when no worker can take it."""
         started = time.monotonic()
+        try:
+            outcome = self._execute(headers, req, started)
+        except RunnerBusy:
+            metrics.BUSY_REJECTIONS.inc()
+            raise
+        metrics.EXECUTIONS.labels(outcome["error"].split(":")[0] if outcome["error"] else "ok").inc()
+        metrics.EXECUTION_SECONDS.observe(time.monotonic() - started)
+        return outcome
+
+    def _execute(self, headers: Mapping[str, str], req: ExecuteRequest, started: float) -> dict:
         tenant = (headers.get("x-alga-tenant") or "").strip()
         extension = (headers.get("x-alga-extension") or "").strip()
         if not tenant or not extension:
@@ -52,7 +62,6 @@ class Executor:
         if idem := (headers.get("x-idempotency-key") or "").strip():
             replay_key = (tenant, extension, idem)
             if (stored := self.replies.get(replay_key)) is not None:
-                self.stats["replayed"] += 1
                 return stored
 
         try:
@@ -92,12 +101,9 @@ class Executor:
         for event in outcome.pop("events"):
             self.debug.publish(ids, event)
         if outcome["error"]:
-            self.stats["error"] += 1
             self.debug.publish(ids, {"level": "error", "message": f"execute failed: {outcome['error']}"})
-        else:
-            self.stats["ok"] += 1
-            if replay_key:
-                self.replies.set(replay_key, outcome)
+        elif replay_key:
+            self.replies.set(replay_key, outcome)
         log.info("execute", extra={**ids, "status": outcome["status"], "error": outcome["error"],
                                    "ms": round((time.monotonic() - started) * 1000, 2)})
         return outcome

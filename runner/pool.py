@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import metrics
 from runner import protocol
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,6 @@ class Pool:
         self._closed = False
         self._compiling: dict[Path, threading.Event] = {}
         self._next_id = 0
-        self.stats = {"replaced": 0, "compiles": 0, "busy_rejections": 0}
 
     # lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -155,7 +155,6 @@ class Pool:
         with self._cond:
             idle = self._idle()
             if not idle and self._waiting >= self.settings.queue_size:
-                self.stats["busy_rejections"] += 1
                 raise RunnerBusy()
             self._waiting += 1
             try:
@@ -165,7 +164,6 @@ class Pool:
                         raise ExecutionFailed("runner is shutting down")
                     left = end - time.monotonic()
                     if left <= 0:
-                        self.stats["busy_rejections"] += 1
                         raise RunnerBusy()
                     self._cond.wait(left)
             finally:
@@ -186,7 +184,7 @@ class Pool:
     def _replace(self, worker: Worker) -> None:
         worker.stop()
         with self._cond:
-            self.stats["replaced"] += 1
+            metrics.WORKERS_REPLACED.inc()
             if worker in self._workers and not self._closed:
                 self._workers[self._workers.index(worker)] = Worker(self.settings, worker.slot)
             self._cond.notify()
@@ -223,7 +221,7 @@ class Pool:
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or [f"compiler exited with {done.returncode}"])[-1]
             raise ExecutionFailed(f"compile failed: {reason}")
-        self.stats["compiles"] += 1
+        metrics.COMPILES.inc()
         log.info("compiled component", extra={"artifact": str(artifact), "fuel": fuel,
                                               "ms": round((time.monotonic() - started) * 1000)})
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import hmac
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+
+import metrics
 
 from runner.contract import RequestRejected, parse_execute
 from runner.pool import RunnerBusy
@@ -78,6 +80,12 @@ def readyz():
     ready = (not checks["draining"] and checks["cache_writable"] and checks["bundle_store"] == "ok"
              and checks["workers"] == current_app.extensions["settings"].workers)
     return jsonify(ready=ready, **checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
 
 
 def _store_status() -> str:

@@ -71,6 +71,13 @@ def test_readyz_reports_the_pool(server):
     assert r.status_code == 200 and r.json()["workers"] == 2 and r.json()["ready"] is True
 
 
+def test_metrics_are_summed_across_processes(server):
+    call(server, "/echo")
+    text = requests.get(f"{server['base']}/metrics", timeout=5).text
+    assert 'alga_runner_executions_total{outcome="ok"}' in text
+    assert "alga_runner_compiles_total" in text
+
+
 def test_graceful_shutdown_lets_in_flight_work_finish(server):
     call(server, "/echo")
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
