@@ -8,6 +8,7 @@ workers and the compiler subprocess import wasmtime.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from importlib.metadata import version
@@ -25,6 +26,7 @@ ENGINE_FLAGS = {
 }
 
 
+@functools.cache
 def fingerprint(fuel: bool) -> str:
     text = f"{WASMTIME_VERSION}|{platform.machine()}|{sorted(ENGINE_FLAGS.items())}|fuel={fuel}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]

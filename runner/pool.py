@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import metrics
@@ -82,19 +83,29 @@ class Worker:
         return f"worker process exited with status {code} and was replaced"
 
 
+class _Waiter:
+    """A request queued for a worker; the releasing request hands its worker over directly."""
+
+    __slots__ = ("event", "worker")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.worker: Worker | None = None
+
+
 class Pool:
     def __init__(self, settings):
         self.settings = settings
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._workers: list[Worker] = []
-        self._waiting = 0
+        self._waiters: deque[_Waiter] = deque()
         self._closed = False
         self._compiling: dict[Path, threading.Event] = {}
         self._next_id = 0
 
     # lifecycle ---------------------------------------------------------------
     def start(self) -> None:
-        with self._cond:
+        with self._lock:
             if not self._workers and not self._closed:
                 self._workers = [Worker(self.settings, i) for i in range(self.settings.workers)]
 
@@ -103,10 +114,11 @@ class Pool:
         return bool(self._workers) and not self._closed
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             workers, self._workers = self._workers, []
-            self._cond.notify_all()
+            while self._waiters:
+                self._waiters.popleft().event.set()  # wakes with no worker: "shutting down"
         for w in workers:
             w.stop()
 
@@ -131,10 +143,10 @@ class Pool:
         raise ExecutionFailed("component could not be loaded after compiling")
 
     def _run_on_worker(self, job: dict, hard_timeout: float) -> dict:
-        worker = self._acquire(job["bundle"])
-        with self._cond:
+        with self._lock:
             self._next_id += 1
             job = {**job, "id": self._next_id}
+        worker = self._acquire(job["bundle"])
         try:
             reply = worker.call(job, hard_timeout)
         except (protocol.ConnectionClosed, OSError) as e:
@@ -151,48 +163,58 @@ class Pool:
         return reply
 
     def _acquire(self, bundle: str) -> Worker:
-        timeout = self.settings.queue_timeout_ms / 1000
-        with self._cond:
-            idle = self._idle()
-            if not idle and self._waiting >= self.settings.queue_size:
+        with self._lock:
+            if self._closed:
+                raise ExecutionFailed("runner is shutting down")
+            idle = [w for w in self._workers if not w.busy]
+            if idle:
+                # Prefer a worker that has the component loaded, then the least loaded one.
+                worker = min(idle, key=lambda w: (bundle not in w.loaded, len(w.loaded)))
+                worker.busy = True
+                return worker
+            if len(self._waiters) >= self.settings.queue_size:
                 raise RunnerBusy()
-            self._waiting += 1
-            try:
-                end = time.monotonic() + timeout
-                while not (idle := self._idle()):
-                    if self._closed:
-                        raise ExecutionFailed("runner is shutting down")
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        raise RunnerBusy()
-                    self._cond.wait(left)
-            finally:
-                self._waiting -= 1
-            # Prefer a worker that has the component loaded, then the least loaded one.
-            worker = min(idle, key=lambda w: (bundle not in w.loaded, len(w.loaded)))
-            worker.busy = True
-            return worker
-
-    def _idle(self) -> list[Worker]:
-        return [w for w in self._workers if not w.busy]
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(self.settings.queue_timeout_ms / 1000)
+        with self._lock:
+            if waiter.worker is not None:
+                return waiter.worker
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if self._closed:
+            raise ExecutionFailed("runner is shutting down")
+        raise RunnerBusy()
 
     def _release(self, worker: Worker) -> None:
-        with self._cond:
-            worker.busy = False
-            self._cond.notify()
+        """Hand the worker to the oldest waiter (FIFO), or mark it idle."""
+        with self._lock:
+            waiter = self._waiters.popleft() if self._waiters and not self._closed else None
+            if waiter is None:
+                worker.busy = False
+                return
+            waiter.worker = worker
+            waiter.event.set()
+        # Let the waiter send its job now, before this request finishes writing its
+        # own response: otherwise the worker idles for that long (gevent runs one
+        # greenlet until it blocks; under threads this just yields the GIL).
+        time.sleep(0)
 
     def _replace(self, worker: Worker) -> None:
         worker.stop()
-        with self._cond:
-            metrics.WORKERS_REPLACED.inc()
-            if worker in self._workers and not self._closed:
-                self._workers[self._workers.index(worker)] = Worker(self.settings, worker.slot)
-            self._cond.notify()
+        metrics.WORKERS_REPLACED.inc()
+        with self._lock:
+            if worker not in self._workers or self._closed:
+                return
+            replacement = Worker(self.settings, worker.slot)
+            replacement.busy = True
+            self._workers[self._workers.index(worker)] = replacement
+        self._release(replacement)
 
     # compiling ---------------------------------------------------------------
     def _compile(self, wasm: Path, artifact: Path, fuel: bool) -> None:
         """Compile once per artifact: concurrent callers wait for the first one."""
-        with self._cond:
+        with self._lock:
             pending = self._compiling.get(artifact)
             leader = pending is None
             if leader:
@@ -207,7 +229,7 @@ class Pool:
                 if not artifact.exists():
                     self._run_compiler(wasm, artifact, fuel)
         finally:
-            with self._cond:
+            with self._lock:
                 del self._compiling[artifact]
             pending.set()
 
