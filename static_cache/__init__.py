@@ -1,0 +1,1 @@
+"""Serving extracted extension UIs: /ext-ui/<extension>/<hash>/<path>."""

@@ -1,0 +1,1 @@
+"""Durable state and bytes: bundle store, extraction cache, registry."""
