@@ -2,9 +2,10 @@
 
 ``HOST_MODULES`` is the only list of them: runner/linker.py defines every
 function each module exports in its ``INTERFACES`` mapping
-(interface name -> {WIT function name -> fn(ctx, *args)}).
+(interface name -> {WIT function name -> fn(ctx, *args)}). Helper modules
+(call, values, alga_api, catalogue) export no interfaces.
 """
-from runner.host import (catalogue, context, http, invoicing, logging, scheduler, secrets, storage, ui_proxy,
-                         user)
+from runner.host import (clients, context, http, invoicing, logging, scheduler, secrets, services, storage,
+                         ui_proxy, user)
 
-HOST_MODULES = (context, secrets, http, storage, logging, ui_proxy, user, scheduler, invoicing, catalogue)
+HOST_MODULES = (context, secrets, http, storage, logging, ui_proxy, user, scheduler, invoicing, clients, services)

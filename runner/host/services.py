@@ -1,0 +1,93 @@
+"""alga:extension/services: read-only service catalogue lookups (reference §4.10).
+
+Attached mode: ``/api/internal/ext-services`` on the Alga server. Standalone
+mode: the ``seed_service`` table (JSON ``data`` per service), filtered by
+``item-kind``, ``is-active`` and ``billing-method`` when given, ``search`` in
+name, description or SKU (case-insensitive), ordered by name, paged.
+Preconditions: ``cap:service.read`` and an install id, else ``not-allowed``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from runner.host import catalogue as cat
+from runner.host.alga_api import pick
+from runner.host.call import CallContext
+from runner.host.values import get, record
+from runner.wasm_compat import Err
+
+CAP = "cap:service.read"
+ITEM_KINDS = ("service", "product")
+BILLING_METHODS = ("fixed", "hourly", "usage")
+
+
+def list_services(ctx: CallContext, query):
+    if not ctx.allows(CAP) or ctx.install_id is None:
+        return Err("not-allowed")
+    paging = cat.page_params(query, get)
+    if paging is None:
+        return Err("invalid-input")
+    params: dict[str, Any] = {}
+    for attr, key in (("search", "search"), ("item_kind", "itemKind"), ("is_active", "isActive"),
+                      ("billing_method", "billingMethod")):
+        if get(query, attr) is not None:
+            params[key] = get(query, attr)
+    params.update(page=paging[0], pageSize=paging[1])
+    reply = cat.request(ctx, "services", "list", {"input": params}, local)
+    if isinstance(reply, Err):
+        return reply
+    try:
+        return cat.parse_list(reply, parse_service)
+    except cat.Malformed:
+        return Err("internal")
+
+
+def get_service(ctx: CallContext, service_id: str):
+    if not ctx.allows(CAP) or ctx.install_id is None:
+        return Err("not-allowed")
+    reply = cat.request(ctx, "services", "get", {"input": {"serviceId": service_id}}, local)
+    return reply if isinstance(reply, Err) else cat.parse_item_reply(reply, parse_service)
+
+
+def parse_service(value: Any):
+    """A service-summary from the server's JSON; Malformed for unknown enum values or wrong types."""
+    if not isinstance(value, dict):
+        raise cat.Malformed("service is not an object")
+    kind = pick(value, "itemKind", "item_kind")
+    method = pick(value, "billingMethod", "billing_method")
+    if kind not in ITEM_KINDS or method not in BILLING_METHODS:
+        raise cat.Malformed("itemKind / billingMethod")
+    rate = pick(value, "defaultRate", "default_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))):
+        raise cat.Malformed("defaultRate")
+    unit = cat.opt_str(value, "unitOfMeasure", "unit_of_measure")
+    return record(service_id=cat.req_str(value, "serviceId", "service_id"),
+                  service_name=cat.req_str(value, "serviceName", "service_name"),
+                  service_type_id=cat.opt_str(value, "serviceTypeId", "service_type_id"),
+                  service_type_name=cat.opt_str(value, "serviceTypeName", "service_type_name"),
+                  item_kind=kind, billing_method=method, default_rate=float(rate or 0),
+                  unit_of_measure=unit or "", is_active=cat.opt_bool(value, True, "isActive", "is_active"),
+                  sku=cat.opt_str(value, "sku"))
+
+
+def local(db_path: str, tenant: str, operation: str, body: dict) -> tuple[int, Any]:
+    """The server's answer, from ``seed_service``."""
+    params = body.get("input") or {}
+    services = cat.seed_rows(db_path, "seed_service", "service_id", "serviceId", tenant)
+    if operation == "get":
+        return 200, {"item": cat.find(services, params.get("serviceId"), "serviceId", "service_id")}
+    search = params.get("search") or ""
+    if not isinstance(search, str) or len(search) > 200:
+        return cat.INVALID
+    for key, keys in (("itemKind", ("itemKind", "item_kind")), ("billingMethod", ("billingMethod", "billing_method"))):
+        if params.get(key) is not None:
+            services = [s for s in services if pick(s, *keys) == params[key]]
+    if isinstance(params.get("isActive"), bool):
+        services = [s for s in services if (pick(s, "isActive", "is_active") is not False) == params["isActive"]]
+    if search.strip():
+        services = cat.search_filter(services, search.strip(), ("serviceName", "service_name"), ("description",),
+                                     ("sku",))
+    return cat.page_of(services, params, "serviceName", "service_name")
+
+
+INTERFACES = {"alga:extension/services": {"list-services": list_services, "get-service": get_service}}
