@@ -10,12 +10,8 @@ Prints a markdown table; figures are ratios of numbers taken in this same run.
 """
 from __future__ import annotations
 
-import base64
-import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from common import GUNICORN, ROOT, service_env, stop, wait_ok, wrk
 
-from helpers import GUESTS, execute_body, free_port, publish  # noqa: E402
+from helpers import GUESTS, execute_body, free_port, publish
 
 TENANT, EXT = "bench-tenant", "bench-ext"
 
@@ -80,24 +74,6 @@ def floor(wasm: bytes, path: str, n: int) -> dict:
 
 def _pct(sorted_ms: list[float], p: int) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * p / 100))]
-
-
-def wrk(url: str, body: dict, headers: dict, connections: int, seconds: int) -> dict:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-    script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{hdrs}')
-    script.close()
-    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
-    os.unlink(script.name)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"),
-            "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0}
-
-
-def _wrk_ms(out: str, label: str) -> float:
-    value, unit = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
 def rss_mib(pid: int) -> float:
@@ -172,53 +148,38 @@ def byte_lists() -> dict:
 def main() -> None:
     seconds = int(os.environ.get("BENCH_SECONDS", "8"))
     work = Path(tempfile.mkdtemp(prefix="exec-bench-"))
-    store, cache = work / "bundles", work / "cache"
+    cache = work / "cache"
     wasms = guests()
-    digests = {name: publish(store, TENANT, EXT, {"dist/main.wasm": w}) for name, w in wasms.items()}
+    digests = {name: publish(work / "bundles", TENANT, EXT, {"dist/main.wasm": w}) for name, w in wasms.items()}
     routes = {"wat": "/echo", "sdk": "/all"}
     port = free_port()
-    env = {**os.environ, "BUNDLE_STORE_BASE": str(store), "EXT_CACHE_ROOT": str(cache), "EXT_WORKERS": "2",
-           "PORT": str(port), "EXT_REGISTRY_DB": str(work / "registry.db"), "LOG_LEVEL": "warning",
-           "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"), "EXT_INSTALL_SAMPLES": "false"}
-    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
-                              cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([GUNICORN, "-c", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT,
+                              env=service_env(work, EXT_WORKERS="2", PORT=str(port)), stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1/execute"
-    headers = {"content-type": "application/json", "x-alga-tenant": TENANT, "x-alga-extension": EXT}
+    headers = {"x-alga-tenant": TENANT, "x-alga-extension": EXT}
     try:
-        _wait(port)
+        wait_ok(f"http://127.0.0.1:{port}/livez", server, "gunicorn")
         rows = []
         for name, wasm in wasms.items():
             body = execute_body(digests[name], path=routes[name], body=b"{}", tenant=TENANT, extension=EXT)
             _warm(url, body, headers)
             f = floor(wasm, routes[name], 300 if name == "sdk" else 2000)
-            c1 = wrk(url, body, headers, 1, seconds)
-            c8 = wrk(url, body, headers, 8, seconds)
+            c1 = wrk(url, 1, seconds, headers, post_json=body)
+            c8 = wrk(url, 8, seconds, headers, post_json=body)
             rows.append((name, f, c1, c8))
         rss = [rss_mib(p) for p in worker_pids(server.pid)]
         cold = cold_start(cache, digests["sdk"])
         lists = byte_lists()
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop(server)
         shutil.rmtree(work, ignore_errors=True)
     print(_table(rows, rss, cold, lists))
-
-
-def _wait(port: int) -> None:
-    import requests
-    for _ in range(200):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/livez", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not start")
 
 
 def _warm(url: str, body: dict, headers: dict) -> None:
     import requests
     for _ in range(6):  # compile once, then load on both workers
-        r = requests.post(url, json=body, headers=headers, timeout=120).json()
+        r = requests.post(url, json=body, headers=headers, timeout=300).json()
         assert r["error"] is None, r
 
 

@@ -11,24 +11,19 @@ side in this same run, never asserted.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from common import GUNICORN, ROOT, service_env, stop, wait_ok, wrk
 
-from helpers import free_port, publish  # noqa: E402
+from helpers import free_port, publish
 
 TENANT, EXT = "bench-tenant", "bench-ext"
 APP = "app:create_app()"
 ASSETS = {"1 KiB": "assets/small.js", "100 KiB": "assets/big.js"}
+TENANT_HEADER = {"x-tenant-id": TENANT}
 
 NGINX_CONF = """\
 daemon off;
@@ -74,54 +69,13 @@ def bundle_members() -> dict[str, bytes]:
     }
 
 
-def wrk(url: str, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-H", f"x-tenant-id: {TENANT}", url],
-                         capture_output=True, text=True, check=True).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p99": _ms(out, "99%"),
-            "errors": int(errors.group(1)) if errors else 0}
-
-
-def _ms(out: str, label: str) -> float:
-    value, unit = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)\b", out).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-
-
-def _wait_ok(url: str, process: subprocess.Popen, what: str) -> None:
-    import requests
-
-    for _ in range(300):
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            if requests.get(url, headers={"x-tenant-id": TENANT}, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not answer 200 for {url}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def main() -> None:
     seconds = int(os.environ.get("BENCH_SECONDS", "10"))
     work = Path(tempfile.mkdtemp(prefix="static-bench-"))
-    store, cache = work / "bundles", work / "cache"
-    digest = publish(store, TENANT, EXT, bundle_members())
+    digest = publish(work / "bundles", TENANT, EXT, bundle_members())
     ours_port, nginx_port, hello_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "BUNDLE_STORE_BASE": str(store), "EXT_CACHE_ROOT": str(cache), "PORT": str(ours_port),
-           "EXT_STATIC_STRICT_VALIDATION": "false", "EXT_WORKERS": "1", "LOG_LEVEL": "warning",
-           "EXT_REGISTRY_DB": str(work / "registry.db"), "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"),
-           "EXT_INSTALL_SAMPLES": "false"}
-    gunicorn = [str(ROOT / ".venv/bin/gunicorn"), "-k", "gevent", "-w", "1", "--keep-alive", "5"]
+    env = service_env(work, PORT=str(ours_port), EXT_STATIC_STRICT_VALIDATION="false", EXT_WORKERS="1")
+    gunicorn = [GUNICORN, "-k", "gevent", "-w", "1", "--keep-alive", "5"]
     ours = subprocess.Popen([*gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{ours_port}", APP],
                             cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     (work / "hello.py").write_text(HELLO_APP)
@@ -131,19 +85,18 @@ def main() -> None:
     ours_url = f"http://127.0.0.1:{ours_port}/ext-ui/{EXT}/sha256:{digest}/"
     nginx_url = f"http://127.0.0.1:{nginx_port}/"
     try:
-        _wait_ok(ours_url + ASSETS["1 KiB"], ours, "gunicorn")  # the first request fetches and extracts
-        _wait_ok(f"http://127.0.0.1:{hello_port}/", hello, "gunicorn hello")
+        wait_ok(ours_url + ASSETS["1 KiB"], ours, "gunicorn", TENANT_HEADER)  # the first fetches and extracts
+        wait_ok(f"http://127.0.0.1:{hello_port}/", hello, "gunicorn hello")
         conf = work / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(work=work, port=nginx_port, root=cache / digest / "ui"))
+        conf.write_text(NGINX_CONF.format(work=work, port=nginx_port, root=work / "cache" / digest / "ui"))
         nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
-        _wait_ok(nginx_url + ASSETS["1 KiB"], nginx, "nginx")
-        rows = [(label, wrk(ours_url + asset, seconds), wrk(nginx_url + asset, seconds))
+        wait_ok(nginx_url + ASSETS["1 KiB"], nginx, "nginx")
+        rows = [(label, wrk(ours_url + asset, 32, seconds, TENANT_HEADER), wrk(nginx_url + asset, 32, seconds))
                 for label, asset in ASSETS.items()]
-        ceiling = wrk(f"http://127.0.0.1:{hello_port}/", seconds)
+        ceiling = wrk(f"http://127.0.0.1:{hello_port}/", 32, seconds)
     finally:
         for process in (ours, hello, nginx):
-            if process is not None:
-                _stop(process)
+            stop(process)
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows, ceiling))
 

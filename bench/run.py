@@ -1,0 +1,9 @@
+"""`make bench`: the executor and static-serving benchmarks, one after the other."""
+import exec_bench
+import static_bench
+
+if __name__ == "__main__":
+    print("## Executor\n")
+    exec_bench.main()
+    print("\n## Static UI\n")
+    static_bench.main()
