@@ -71,6 +71,20 @@ class Executor:
         with self.bundles.use(hex_hash):  # pinned before ensure: eviction never removes it under us
             return self._prepare_and_run(tenant, extension, hex_hash, req, replay_key, started)
 
+    def warm(self, tenant: str, extension: str, hex_hash: str) -> bool:
+        """Fetch, extract and compile a bundle before its first request; False when it has no component.
+
+        Raises BundleError or ExecutionFailed (a compile error) with the reason.
+        """
+        with self.bundles.use(hex_hash):
+            bundle = self.bundles.ensure(tenant, extension, hex_hash)
+            if not bundle.wasm_path.is_file():
+                return False
+            artifact = artifact_path(bundle.compiled_dir, False)
+            if not artifact.exists():
+                self.pool.compile(bundle.wasm_path, artifact, False)
+        return True
+
     def _prepare_and_run(self, tenant: str, extension: str, hex_hash: str, req: ExecuteRequest,
                          replay_key: tuple | None, started: float) -> dict:
         """Steps 4-8 of the reference order, with the bundle pinned."""

@@ -133,13 +133,13 @@ class Pool:
         """Run ``job`` on a worker; returns the worker's reply (outcome ok or error)."""
         self.start()
         if not artifact.exists():
-            self._compile(wasm, artifact, fuel)
+            self.compile(wasm, artifact, fuel)
         for attempt in range(2):
             reply = self._run_on_worker(job, hard_timeout)
             if reply["outcome"] != "need_compile":
                 return reply
             # The artifact vanished or was unusable (the worker deleted it): build it again.
-            self._compile(wasm, artifact, fuel)
+            self.compile(wasm, artifact, fuel)
         raise ExecutionFailed("component could not be loaded after compiling")
 
     def _run_on_worker(self, job: dict, hard_timeout: float) -> dict:
@@ -212,7 +212,7 @@ class Pool:
         self._release(replacement)
 
     # compiling ---------------------------------------------------------------
-    def _compile(self, wasm: Path, artifact: Path, fuel: bool) -> None:
+    def compile(self, wasm: Path, artifact: Path, fuel: bool) -> None:
         """Compile once per artifact: concurrent callers wait for the first one."""
         with self._lock:
             pending = self._compiling.get(artifact)
