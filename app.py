@@ -33,16 +33,55 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["settings"] = settings
 
     from storage.bundles import BundleCache
+    from runner.debug_redis import RedisPublisher
+    from runner.debug_stream import DebugStream
     from runner.executor import Executor
     from runner import views as runner_views
+    from host_page import views as host_page_views
+    from static_cache import index as ui_index
+    from static_cache import views as static_views
 
-    bundles = BundleCache(settings)
+    bundles = BundleCache(settings, on_extract=ui_index.build)
     app.extensions["bundles"] = bundles
-    app.extensions["executor"] = Executor(settings, bundles)
+    debug = DebugStream(settings, redis_publisher=RedisPublisher.from_settings(settings))
+    app.extensions["debug"] = debug
+    app.extensions["executor"] = Executor(settings, bundles, debug=debug)
+    _standalone(app, settings)
 
     app.register_blueprint(runner_views.bp)
+    if settings.standalone:  # attached mode: the Alga app is the host page
+        app.register_blueprint(host_page_views.bp)
+    app.register_blueprint(static_views.bp)  # after _standalone(): it reads app.extensions["ui_validate"]
     app.register_error_handler(HTTPException, _http_error)
+    # /ext-ui GET/HEAD are answered before Flask, as WhiteNoise does: a dictionary lookup and a file.
+    app.wsgi_app = app.extensions["static_ui"].fast_path(app.wsgi_app)
     return app
+
+
+def _standalone(app: Flask, settings: Settings) -> None:
+    """The SQLite registry, its admin commands, and in standalone mode the gateway route, the
+    registry-backed /ext-ui validation and the scheduler (not inside `flask ext ...` commands)."""
+    import click
+
+    from runner import gateway
+    from runner.schedule_runner import ScheduleRunner
+    from storage import cli as ext_cli
+    from storage.registry import Registry
+    from storage.secrets_store import SecretsStore
+
+    registry = Registry(settings.registry_db, settings.default_tenant)
+    app.extensions["registry"] = registry
+    app.extensions["secrets"] = SecretsStore(registry, settings.secrets_key_file)
+    app.cli.add_command(ext_cli.ext)
+    if not settings.standalone:
+        return
+    app.extensions["ui_validate"] = registry.validate_ui  # read by static_cache when it registers
+    app.register_blueprint(gateway.bp)
+    scheduler = ScheduleRunner(settings, registry, app.extensions["secrets"], app.extensions["executor"])
+    app.extensions["scheduler"] = scheduler
+    command = click.get_current_context(silent=True)
+    if settings.scheduler_enabled and (command is None or command.info_name == "run"):
+        scheduler.start()
 
 
 def _http_error(e: HTTPException):

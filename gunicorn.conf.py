@@ -2,6 +2,7 @@
 pool gives the parallelism; each Gunicorn process would start its own pool)."""
 import os
 import shutil
+import signal
 import tempfile
 
 from settings import Settings
@@ -28,6 +29,17 @@ def on_starting(server):
     os.makedirs(_metrics_dir, exist_ok=True)
 
 
+def when_ready(server):
+    """`make run` (EXT_INSTALL_SAMPLES): install the samples once, in the master before workers start.
+    A separate process, so no SQLite connection is opened in the master and inherited by forks."""
+    if _settings.install_samples:
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, "-m", "flask", "--app", "app:create_app", "ext", "samples"],
+                       cwd=os.path.dirname(os.path.abspath(__file__)), check=False)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
@@ -45,10 +57,13 @@ def post_worker_init(worker):
         app.extensions["draining"] = True
         handle_exit(sig, frame)
 
-    worker.handle_exit = draining_exit
+    # Gunicorn registered its SIGTERM handler before this hook runs: register ours over it.
+    signal.signal(signal.SIGTERM, draining_exit)
 
 
 def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
         app.extensions["executor"].pool.close()
+        if app.extensions["debug"].redis is not None:
+            app.extensions["debug"].redis.close()

@@ -137,7 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXT_SCHEDULER_ENABLED", "scheduler_enabled", True, _bool, "Run stored schedules (standalone mode)."),
     Setting("EXT_SCHEDULER_TICK_MS", "scheduler_tick_ms", 1000, _int, "How often the scheduler looks for due runs."),
     Setting("EXT_UI_BRIDGE_ANY_ORIGIN", "ui_bridge_any_origin", False, _bool,
-            "Development only: the host page posts to any origin (`*`)."),
+            "Development only: the host page accepts bridge messages from any origin (the source check stays)."),
     Setting("EXT_INSTALL_SAMPLES", "install_samples", False, _bool, "Install the sample extensions at start."),
 )
 

@@ -58,11 +58,18 @@ class DebugStream:
             return list(ring)[-limit:]
 
     def follow(self, tenant: str, extension: str, timeout: float = 15.0) -> Iterator[dict[str, Any] | None]:
-        """Yield new events as they arrive; ``None`` every ``timeout`` seconds of silence (keep-alive)."""
+        """New events as they arrive; ``None`` every ``timeout`` seconds of silence (keep-alive).
+
+        Subscribes at once (not on the first ``next()``), so nothing published
+        between a ``recent()`` call and the first read is lost.
+        """
         key = stream_key(self.prefix, tenant, extension)
         q: queue.Queue = queue.Queue(SUBSCRIBER_QUEUE)
         with self._lock:
             self._subscribers.setdefault(key, []).append(q)
+        return self._drain(key, q, timeout)
+
+    def _drain(self, key: str, q: queue.Queue, timeout: float) -> Iterator[dict[str, Any] | None]:
         try:
             while True:
                 try:
