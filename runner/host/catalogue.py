@@ -13,7 +13,7 @@ from typing import Any, Callable
 from runner.host import alga_api
 from runner.host.alga_api import pick
 from runner.host.call import CallContext
-from runner.host.values import record
+from runner.host.values import get, record
 from runner.wasm_compat import Err
 from storage.db import open_db
 
@@ -43,6 +43,34 @@ def request(ctx: CallContext, area: str, operation: str, body: dict[str, Any],
         return alga_api.call(ctx, area, operation, body)
     except alga_api.ApiError as e:
         return Err(_STATUS.get(e.status, "internal") if e.kind == "status" else "internal")
+
+
+def list_items(ctx: CallContext, cap: str, area: str, query, filters: tuple[tuple[str, str], ...],
+               parse_item: Callable[[Any], Any], local) -> Any:
+    """``list-clients`` / ``list-services``: checks, paging, the call, the parsed page."""
+    if not ctx.allows(cap) or ctx.install_id is None:
+        return Err("not-allowed")
+    paging = page_params(query, get)
+    if paging is None:
+        return Err("invalid-input")
+    params: dict[str, Any] = {key: get(query, attr) for attr, key in filters if get(query, attr) is not None}
+    params.update(page=paging[0], pageSize=paging[1])
+    reply = request(ctx, area, "list", {"input": params}, local)
+    if isinstance(reply, Err):
+        return reply
+    try:
+        return parse_list(reply, parse_item)
+    except Malformed:
+        return Err("internal")
+
+
+def get_item(ctx: CallContext, cap: str, area: str, id_key: str, item_id: str,
+             parse_item: Callable[[Any], Any], local) -> Any:
+    """``get-client`` / ``get-service``: some, none or an err arm."""
+    if not ctx.allows(cap) or ctx.install_id is None:
+        return Err("not-allowed")
+    reply = request(ctx, area, "get", {"input": {id_key: item_id}}, local)
+    return reply if isinstance(reply, Err) else parse_item_reply(reply, parse_item)
 
 
 def parse_list(reply: Any, parse_item: Callable[[Any], Any]):

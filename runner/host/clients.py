@@ -14,38 +14,18 @@ from typing import Any
 from runner.host import catalogue as cat
 from runner.host.alga_api import pick
 from runner.host.call import CallContext
-from runner.host.values import get, record
-from runner.wasm_compat import Err
+from runner.host.values import record
 
 CAP = "cap:client.read"
 
 
 def list_clients(ctx: CallContext, query):
-    if not ctx.allows(CAP) or ctx.install_id is None:
-        return Err("not-allowed")
-    paging = cat.page_params(query, get)
-    if paging is None:
-        return Err("invalid-input")
-    params: dict[str, Any] = {}
-    if get(query, "search") is not None:
-        params["search"] = get(query, "search")
-    if get(query, "include_inactive") is not None:
-        params["includeInactive"] = get(query, "include_inactive")
-    params.update(page=paging[0], pageSize=paging[1])
-    reply = cat.request(ctx, "clients", "list", {"input": params}, local)
-    if isinstance(reply, Err):
-        return reply
-    try:
-        return cat.parse_list(reply, parse_client)
-    except cat.Malformed:
-        return Err("internal")
+    filters = (("search", "search"), ("include_inactive", "includeInactive"))
+    return cat.list_items(ctx, CAP, "clients", query, filters, parse_client, local)
 
 
 def get_client(ctx: CallContext, client_id: str):
-    if not ctx.allows(CAP) or ctx.install_id is None:
-        return Err("not-allowed")
-    reply = cat.request(ctx, "clients", "get", {"input": {"clientId": client_id}}, local)
-    return reply if isinstance(reply, Err) else cat.parse_item_reply(reply, parse_client)
+    return cat.get_item(ctx, CAP, "clients", "clientId", client_id, parse_client, local)
 
 
 def parse_client(value: Any):

@@ -13,8 +13,7 @@ from typing import Any
 from runner.host import catalogue as cat
 from runner.host.alga_api import pick
 from runner.host.call import CallContext
-from runner.host.values import get, record
-from runner.wasm_compat import Err
+from runner.host.values import record
 
 CAP = "cap:service.read"
 ITEM_KINDS = ("service", "product")
@@ -22,31 +21,13 @@ BILLING_METHODS = ("fixed", "hourly", "usage")
 
 
 def list_services(ctx: CallContext, query):
-    if not ctx.allows(CAP) or ctx.install_id is None:
-        return Err("not-allowed")
-    paging = cat.page_params(query, get)
-    if paging is None:
-        return Err("invalid-input")
-    params: dict[str, Any] = {}
-    for attr, key in (("search", "search"), ("item_kind", "itemKind"), ("is_active", "isActive"),
-                      ("billing_method", "billingMethod")):
-        if get(query, attr) is not None:
-            params[key] = get(query, attr)
-    params.update(page=paging[0], pageSize=paging[1])
-    reply = cat.request(ctx, "services", "list", {"input": params}, local)
-    if isinstance(reply, Err):
-        return reply
-    try:
-        return cat.parse_list(reply, parse_service)
-    except cat.Malformed:
-        return Err("internal")
+    filters = (("search", "search"), ("item_kind", "itemKind"), ("is_active", "isActive"),
+               ("billing_method", "billingMethod"))
+    return cat.list_items(ctx, CAP, "services", query, filters, parse_service, local)
 
 
 def get_service(ctx: CallContext, service_id: str):
-    if not ctx.allows(CAP) or ctx.install_id is None:
-        return Err("not-allowed")
-    reply = cat.request(ctx, "services", "get", {"input": {"serviceId": service_id}}, local)
-    return reply if isinstance(reply, Err) else cat.parse_item_reply(reply, parse_service)
+    return cat.get_item(ctx, CAP, "services", "serviceId", service_id, parse_service, local)
 
 
 def parse_service(value: Any):
