@@ -6,11 +6,10 @@ it is content-addressed, so the 13 MB SDK component is compiled once per run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from helpers import GUESTS
+from helpers import GUESTS, base_config
 
 
 @pytest.fixture(scope="session")
@@ -29,19 +28,6 @@ def sdk_wasm() -> bytes:
 def shared_dirs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("shared")
     return {"bundles": base / "bundles", "cache": base / "cache"}
-
-
-def base_config(dirs: dict[str, Path], tmp: Path) -> dict[str, Any]:
-    return {
-        "bundle_store_base": str(dirs["bundles"]),
-        "cache_root": str(dirs["cache"]),
-        "workers": 2,
-        "static_strict_validation": False,
-        "registry_db": str(tmp / "registry.db"),
-        "secrets_key_file": str(tmp / "secrets.key"),
-        "scheduler_enabled": False,
-        "install_samples": False,
-    }
 
 
 @pytest.fixture

@@ -14,6 +14,19 @@ GUESTS = FIXTURES / "guests"
 ROOT = Path(__file__).parent.parent
 
 
+def base_config(dirs: dict[str, Path], tmp: Path) -> dict[str, Any]:
+    return {
+        "bundle_store_base": str(dirs["bundles"]),
+        "cache_root": str(dirs["cache"]),
+        "workers": 2,
+        "static_strict_validation": False,
+        "registry_db": str(tmp / "registry.db"),
+        "secrets_key_file": str(tmp / "secrets.key"),
+        "scheduler_enabled": False,
+        "install_samples": False,
+    }
+
+
 def publish(store_dir: Path | str, tenant: str, extension: str, members: dict[str, bytes | str | Path]) -> str:
     """Put a bundle where a local bundle store finds it; returns its content hash (hex)."""
     data, digest = bundle_bytes(members)
@@ -58,3 +71,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True):
+    """The service under Gunicorn (gunicorn.conf.py) with ``env`` added; returns (process, base URL).
+
+    ``env`` must set PORT. With ``wait``, returns once /livez answers (the log tail is shown if it never does).
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+    import requests
+
+    base = f"http://127.0.0.1:{env['PORT']}"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+                                 "app:create_app()"], cwd=ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(300 if wait else 0):
+        try:
+            if requests.get(f"{base}/livez", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        if wait:
+            proc.kill()
+            pytest.fail("gunicorn did not start: " + log.read_text()[-2000:])
+    return proc, base
+
+
+def stop_process(proc) -> None:
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

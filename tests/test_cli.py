@@ -269,7 +269,7 @@ def test_logs_say_when_redis_is_unreachable(make_app, mini):
 
 def test_cli_commands_do_not_start_the_scheduler(shared_dirs, tmp_path):
     from app import create_app
-    from conftest import base_config
+    from helpers import base_config
 
     config = {**base_config(shared_dirs, tmp_path), "scheduler_enabled": True}
     with click.Context(click.Command("list"), info_name="list"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import Guest
 from helpers import free_port
 from runner.debug_redis import RedisPublisher, backoff_seconds, fields, redis_url

@@ -1,44 +1,25 @@
 """The service under Gunicorn with gevent workers, over real HTTP."""
 import concurrent.futures
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from helpers import ROOT, execute_body, free_port, publish
+from helpers import execute_body, free_port, publish, start_gunicorn, stop_process
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mini_wasm):
     work = tmp_path_factory.mktemp("gunicorn")
     digest = publish(work / "bundles", "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm})
-    port = free_port()
-    env = {**os.environ, "BUNDLE_STORE_BASE": str(work / "bundles"), "EXT_CACHE_ROOT": str(work / "cache"),
-           "EXT_WORKERS": "2", "PORT": str(port), "EXT_REGISTRY_DB": str(work / "registry.db"),
+    env = {"BUNDLE_STORE_BASE": str(work / "bundles"), "EXT_CACHE_ROOT": str(work / "cache"), "EXT_WORKERS": "2",
+           "PORT": str(free_port()), "EXT_REGISTRY_DB": str(work / "registry.db"),
            "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"), "EXT_INSTALL_SAMPLES": "false",
            "EXT_STATIC_STRICT_VALIDATION": "false"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                             "app:create_app()"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{base}/livez", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not start: " + (work / "server.log").read_text()[-2000:])
+    proc, base = start_gunicorn(env, work / "server.log")
     yield {"base": base, "hash": digest, "proc": proc}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    stop_process(proc)
 
 
 def call(server, path, timeout_ms=5000, body=b"x"):

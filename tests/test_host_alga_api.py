@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import FakeAlga, Guest
 from runner.host import scheduler as host_scheduler
 from storage import schedules

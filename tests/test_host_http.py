@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import FakeServer, Guest, wire_bytes
 from helpers import free_port
 from runner.host import http as host_http

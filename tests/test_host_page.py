@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import base_config
-from helpers import ROOT, free_port
+from helpers import base_config
+from helpers import free_port, start_gunicorn
 from host_page import bridge, views
 from storage.installer import SAMPLES, Installer
 
@@ -141,7 +137,7 @@ def test_extension_page_frames_the_ui_like_the_alga_host(site):
     src = re.search(r'data-src="([^"]+)"', frame)[1].replace("&amp;", "&")
     assert src == (f"/ext-ui/{sdk.registry_id}/sha256%3A{sdk.hash_hex}/index.html"
                    f"?path=%2F&tenant={TENANT}&extensionId={sdk.registry_id}")
-    assert re.search(rf'aria-current="page">SDK Handler<', html)
+    assert re.search(r'aria-current="page">SDK Handler<', html)
     for text in ("1.0.0", sdk.content_hash, "cap:storage.kv", "cap:log.emit", 'data-path="/counter"', "/hello"):
         assert text in html
 
@@ -299,24 +295,12 @@ def gunicorn(shared_dirs, tmp_path):
     app = create_app(config)
     rid = install(app, SAMPLES[0]).registry_id
     app.extensions["executor"].pool.close()
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "BUNDLE_STORE_BASE": config["bundle_store_base"],
+    env = {"PORT": str(free_port()), "BUNDLE_STORE_BASE": config["bundle_store_base"],
            "EXT_CACHE_ROOT": config["cache_root"], "EXT_REGISTRY_DB": config["registry_db"],
            "EXT_SECRETS_KEY_FILE": config["secrets_key_file"], "EXT_WORKERS": "1", "EXT_INSTALL_SAMPLES": "false",
            "EXT_SCHEDULER_ENABLED": "false", "WEB_CONCURRENCY": "1"}
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                             "app:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_gunicorn(env, tmp_path / "server.log")
     try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{base}/livez", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("gunicorn did not start: " + log.read_text()[-2000:])
         yield base, rid, proc
     finally:
         if proc.poll() is None:

@@ -43,7 +43,7 @@ def server(shared_dirs, tmp_path_factory):
     from werkzeug.serving import make_server
 
     from app import create_app
-    from conftest import base_config
+    from helpers import base_config
     from storage.installer import SAMPLES, Installer
 
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("browser")),

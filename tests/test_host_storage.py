@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import FakeAlga, Guest, u64, wire_bytes
 from helpers import decoded_body
 from runner.host import storage as host_storage

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import FakeServer, Guest, wire_bytes
 from helpers import decoded_body
 from runner.host import ui_proxy

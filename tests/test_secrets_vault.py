@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import base_config
+from helpers import base_config
 from fakes import FakeVault, Guest
 from helpers import decoded_body
 from runner.contract import SecretEnvelope

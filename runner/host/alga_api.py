@@ -65,7 +65,7 @@ def call(ctx, area: str, operation: str, payload: dict[str, Any]) -> Any:
                                 timeout=ctx.remaining(TIMEOUT_S),
                                 headers={"content-type": "application/json", "x-runner-auth": token})
         try:
-            raw = _read(response, started + ctx.remaining(TIMEOUT_S))
+            raw = read_capped(response, started + ctx.remaining(TIMEOUT_S))
         finally:
             response.close()
     except (requests.RequestException, OSError) as e:
@@ -95,12 +95,13 @@ def _http() -> requests.Session:
     return _session
 
 
-def _read(response: requests.Response, deadline: float) -> bytes:
+def read_capped(response: requests.Response, deadline: float, what: str = "response") -> bytes:
+    """A streamed body, refused past MAX_RESPONSE_BYTES or the deadline (also used by ui-proxy)."""
     chunks, size = [], 0
     for chunk in response.iter_content(64 << 10):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise requests.exceptions.ContentDecodingError("response too large")
+            raise requests.exceptions.ContentDecodingError(f"{what} too large")
         if time.monotonic() > deadline:
             raise requests.exceptions.ReadTimeout("deadline passed while reading")
         chunks.append(chunk)

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from runner.host import alga_api
 from runner.host.call import CallContext
 from runner.wasm_compat import Err
 
@@ -23,7 +24,6 @@ log = logging.getLogger("runner.host.ui_proxy")
 
 CAP = "cap:ui.proxy"
 DEFAULT_TIMEOUT_MS = 5000
-MAX_RESPONSE_BYTES = 16 << 20
 # Characters the url crate leaves alone in a path segment (its SPECIAL_PATH_SEGMENT set is the rest).
 _SEGMENT_SAFE = "!$&'()*+,;=:@[]^|"
 _SECRET_HEADERS = ("x-runner-auth", "x-api-key", "authorization", "cookie")
@@ -104,7 +104,7 @@ def call_route(ctx: CallContext, route: str, payload):
                                    timeout=budget, stream=True)
         try:
             status = response.status_code
-            body = _read(response, started + budget) if 200 <= status < 300 else b""
+            body = alga_api.read_capped(response, started + budget, "ui-proxy response") if 200 <= status < 300 else b""
         finally:
             response.close()
     except (requests.RequestException, OSError) as e:
@@ -126,18 +126,6 @@ def map_status(status: int) -> str:
     if 400 <= status < 500:
         return "bad-request"
     return "internal"
-
-
-def _read(response: requests.Response, deadline: float) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 << 10):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise requests.exceptions.ContentDecodingError("ui-proxy response too large")
-        if time.monotonic() > deadline:
-            raise requests.exceptions.ReadTimeout("deadline passed while reading")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class _SameOriginSession(requests.Session):
