@@ -93,9 +93,9 @@ def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True):
                                 stdout=out, stderr=subprocess.STDOUT)
     for _ in range(300 if wait else 0):
         try:
-            if requests.get(f"{base}/livez", timeout=1).ok:
+            if requests.get(f"{base}/livez", timeout=2).ok:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             time.sleep(0.1)
     else:
         if wait:

@@ -97,7 +97,7 @@ def test_make_run_installs_the_samples_under_gunicorn(tmp_path, shared_dirs):
             try:
                 hello = requests.get(curl, timeout=30)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         assert hello.status_code == 200 and hello.json()["message"] == "Hello from the SDK handler"
         ui_urls = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("com.alga.sample.")]
