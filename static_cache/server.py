@@ -13,6 +13,8 @@ from http import HTTPStatus
 from urllib.parse import parse_qs
 from wsgiref.util import FileWrapper
 
+import metrics
+
 from static_cache import index as ui_index
 from static_cache.headers import NO_STORE, content_security_policy
 from static_cache.paths import sanitize
@@ -76,6 +78,13 @@ class StaticUi:
 
     def serve(self, environ: dict, extension_id: str, content_hash: str, tail: str):
         """``(status, headers, body)``; body is bytes, None (HEAD), an open file (large) or a Window (206)."""
+        status, headers, body = self._serve(environ, extension_id, content_hash, tail)
+        metrics.STATIC_RESPONSES.labels(str(status)).inc()
+        if body is not None:
+            metrics.STATIC_BYTES.inc(next((int(v) for k, v in headers if k == "Content-Length"), 0))
+        return status, headers, body
+
+    def _serve(self, environ: dict, extension_id: str, content_hash: str, tail: str):
         m = _HASH.match(content_hash)
         if m is None:
             return BAD_HASH

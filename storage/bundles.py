@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import metrics
 from storage.bundle_store import (FETCH_FAILED, BundleError, BundleNotFound, BundleStore, BundleStoreError,
                                   StoreConfigError, bundle_key, open_bundle_store)
 from storage.cache_dir import HEX, CacheDir, remove_path, tree_bytes
@@ -122,6 +123,7 @@ class BundleCache:
         with self._count_lock:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
+                _EXPORT[name](delta)
 
     def _hit(self, hex_hash: str) -> CachedBundle | None:
         cached = self._ready.get(hex_hash)
@@ -194,6 +196,15 @@ class BundleCache:
         if left is not None and left > cap:
             log.warning("cache over EXT_CACHE_MAX_BYTES: the rest is in use",
                         extra={"bytes": left, "cap": cap})
+
+
+# The same counts for /metrics (summed over Gunicorn processes).
+_EXPORT = {
+    "hits": metrics.BUNDLE_CACHE.labels("hit").inc,
+    "misses": metrics.BUNDLE_CACHE.labels("miss").inc,
+    "evictions": metrics.EVICTIONS.inc,
+    "bytes_evicted": metrics.EVICTED_BYTES.inc,
+}
 
 
 def _offload(fn, *args):

@@ -278,3 +278,41 @@ def test_guest_log_lines_reach_the_debug_stream(module_app, client, mini_hash):
 def test_decoded_body_helper_roundtrip(client, mini_hash):
     out = run(client, mini_hash, path="/echo", body=json.dumps({"a": 1}).encode())
     assert decoded_body(out) == {"a": 1}
+
+
+def test_concurrent_first_requests_compile_once(module_app, mini_wasm):
+    import metrics
+
+    store = module_app.extensions["settings"].bundle_store_base
+    fresh = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "fresh"}'})
+    before = metrics.COMPILES._value.get()
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda _: run(module_app.test_client(), fresh, path="/echo"), range(4)))
+    assert all(o["status"] == 200 for o in outs)
+    assert metrics.COMPILES._value.get() - before == 1
+
+
+def test_corrupt_artifact_is_deleted_and_rebuilt(make_app, mini_wasm):
+    from runner.artifacts import artifact_path
+
+    app = make_app(workers=1)
+    store = app.extensions["settings"].bundle_store_base
+    digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "corrupt"}'})
+    assert run(app.test_client(), digest, path="/echo")["status"] == 200
+    artifact = artifact_path(app.extensions["bundles"].ensure("tenant-a", "ext-a", digest).compiled_dir, False)
+    artifact.write_bytes(b"not an ELF file")
+    fresh = make_app(workers=1)  # new workers: nothing loaded in memory
+    assert run(fresh.test_client(), digest, path="/echo")["status"] == 200
+    assert artifact.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_requests_prefer_a_worker_with_the_component_loaded(module_app, client, mini_wasm):
+    store = module_app.extensions["settings"].bundle_store_base
+    digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "affine"}'})
+    pool = module_app.extensions["executor"].pool
+    run(client, digest, path="/echo")
+    holders = [w.slot for w in pool._workers if digest in w.loaded]
+    for _ in range(5):
+        run(client, digest, path="/echo")
+    assert len(holders) == 1
+    assert [w.slot for w in pool._workers if digest in w.loaded] == holders  # no other worker had to load it

@@ -57,6 +57,7 @@ def test_metrics_are_summed_across_processes(server):
     text = requests.get(f"{server['base']}/metrics", timeout=5).text
     assert 'alga_runner_executions_total{outcome="ok"}' in text
     assert "alga_runner_compiles_total" in text
+    assert 'alga_runner_bundle_cache_total{result="miss"}' in text
 
 
 def test_graceful_shutdown_lets_in_flight_work_finish(server):
