@@ -69,6 +69,19 @@ class Window:
         self.f.close()
 
 
+# labels() takes a lock and a lookup per call: resolve each status's child once.
+_STATUS_COUNTERS: dict[int, object] = {}
+
+
+def _count(status: int, headers, body) -> None:
+    counter = _STATUS_COUNTERS.get(status)
+    if counter is None:
+        counter = _STATUS_COUNTERS[status] = metrics.STATIC_RESPONSES.labels(str(status))
+    counter.inc()
+    if body is not None:
+        metrics.STATIC_BYTES.inc(next((int(v) for k, v in headers if k == "Content-Length"), 0))
+
+
 class StaticUi:
     def __init__(self, settings, bundles: BundleCache, tenancy: Tenancy):
         self.bundles = bundles
@@ -79,9 +92,7 @@ class StaticUi:
     def serve(self, environ: dict, extension_id: str, content_hash: str, tail: str):
         """``(status, headers, body)``; body is bytes, None (HEAD), an open file (large) or a Window (206)."""
         status, headers, body = self._serve(environ, extension_id, content_hash, tail)
-        metrics.STATIC_RESPONSES.labels(str(status)).inc()
-        if body is not None:
-            metrics.STATIC_BYTES.inc(next((int(v) for k, v in headers if k == "Content-Length"), 0))
+        _count(status, headers, body)
         return status, headers, body
 
     def _serve(self, environ: dict, extension_id: str, content_hash: str, tail: str):
