@@ -21,7 +21,17 @@ worker_connections = 1000
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
-accesslog = None  # the app writes JSON lines; Gunicorn's text lines would mix formats
+accesslog = None  # the app logs each execution itself
+# Gunicorn's own lines as JSON too, so the service writes one format (logs.py).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+                "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+}
 
 
 def on_starting(server):
