@@ -63,26 +63,13 @@ def floor(wasm: bytes, path: str, n: int) -> dict:
     for _ in range(5):
         once(component)
     times = sorted(once(component) for _ in range(n))
-    # The same call after 3 ms of other work, as in a service that parses HTTP between calls:
-    # the guest's code and data have left the CPU caches (a hot loop keeps them there).
-    gapped = []
-    for _ in range(max(50, n // 4)):
-        _busy(0.003)
-        gapped.append(once(component))
     compile_times = []
     for _ in range(3 if len(wasm) > 100_000 else 20):
         t = time.perf_counter()
         once(Component(engine, wasm))
         compile_times.append((time.perf_counter() - t) * 1000)
     return {"p50": _pct(times, 50), "p99": _pct(times, 99), "rps": 1000 / statistics.mean(times),
-            "gapped_p50": statistics.median(gapped), "compile_p50": statistics.median(compile_times)}
-
-
-def _busy(seconds: float) -> None:
-    sum(range(1000))
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        sum(range(1000))
+            "compile_p50": statistics.median(compile_times)}
 
 
 def _pct(sorted_ms: list[float], p: int) -> float:
@@ -197,12 +184,11 @@ def _warm(url: str, body: dict, headers: dict) -> None:
 
 
 def _table(rows, rss, cold, lists) -> str:
-    lines = ["| component | floor p50 / p99 ms (i) | floor after 3 ms of other work, p50 | "
-             "HTTP c=1 p50 / p99 ms (ii) | (ii)/(i) p50 | floor req/s | HTTP c=8 req/s (2 workers) | "
-             "c=8 / floor req/s | compile-per-request p50 ms (iii) | (iii)/(ii) p50 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| component | floor p50 / p99 ms (i) | HTTP c=1 p50 / p99 ms (ii) | (ii)/(i) p50 | floor req/s | "
+             "HTTP c=8 req/s (2 workers) | c=8 / floor req/s | compile-per-request p50 ms (iii) | (iii)/(ii) p50 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, f, c1, c8 in rows:
-        lines.append(f"| {name} | {f['p50']:.2f} / {f['p99']:.2f} | {f['gapped_p50']:.2f} | "
+        lines.append(f"| {name} | {f['p50']:.2f} / {f['p99']:.2f} | "
                      f"{c1['p50']:.2f} / {c1['p99']:.2f} | {c1['p50'] / f['p50']:.2f}x | {f['rps']:.0f} | "
                      f"{c8['rps']:.0f} | {c8['rps'] / f['rps']:.2f}x | "
                      f"{f['compile_p50']:.1f} | {f['compile_p50'] / c1['p50']:.0f}x |")
