@@ -84,6 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXT_QUEUE_TIMEOUT_MS", "queue_timeout_ms", 10000, _int, "Longest wait for a free worker."),
     Setting("EXT_DEFAULT_TIMEOUT_MS", "default_timeout_ms", 30000, _int, "Timeout when limits.timeout_ms is absent."),
     Setting("EXT_DEFAULT_MEMORY_MB", "default_memory_mb", 256, _int, "Linear memory cap when limits.memory_mb is absent."),
+    Setting("EXT_WORKER_SPIN_US", "worker_spin_us", 2000, _int,
+            "After a call, a worker polls for the next one this long before sleeping (lower latency, some CPU)."),
     Setting("EXT_HARD_DEADLINE_GRACE_MS", "hard_deadline_grace_ms", 5000, _int,
             "A worker still busy this long after the timeout is killed and replaced."),
     Setting("EXT_MAX_REQUEST_BYTES", "max_request_bytes", 14 * MiB, _int, "Largest /v1/execute JSON body (413 above)."),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import sys
 import threading
@@ -174,6 +175,7 @@ def serve(sock: socket.socket) -> None:
     runtime = Runtime(settings)
     protocol.send(sock, {"outcome": "ready", "pid": os.getpid()})
     while True:
+        _spin_until_readable(sock, settings.worker_spin_us / 1e6)
         try:
             job = protocol.recv(sock)
         except (protocol.ConnectionClosed, ConnectionResetError):  # the pool closed or replaced us
@@ -188,6 +190,16 @@ def serve(sock: socket.socket) -> None:
         reply["id"] = job["id"]
         reply["loaded"] = runtime.loaded_bundles()
         protocol.send(sock, reply)
+
+
+def _spin_until_readable(sock: socket.socket, seconds: float) -> None:
+    """Poll briefly before blocking: a worker that sleeps between calls wakes on a cold
+    CPU and its next call of a large guest costs ~1 ms more (measured on this machine)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        if select.select([sock], [], [], 0)[0]:
+            return
+        os.sched_yield()  # the Gunicorn process, if runnable here, goes first
 
 
 if __name__ == "__main__":
