@@ -10,7 +10,7 @@ from flask import current_app
 from storage import installer as installers
 from storage import seed as seeds
 from storage.bundle_store import BundleError
-from storage.manifest import ManifestError
+from storage.manifest import FieldProblems, ManifestError
 from storage.packing import PackError
 from storage.registry import Install, RegistryError
 from storage.secrets_store import SecretsError
@@ -22,7 +22,7 @@ KNOWN_ERRORS = (ManifestError, seeds.SeedError, BundleError, PackError, Registry
 
 def describe(e: Exception) -> str:
     """The user-facing text of one of KNOWN_ERRORS (one line per field for a manifest or seed file)."""
-    if isinstance(e, (ManifestError, seeds.SeedError)):
+    if isinstance(e, FieldProblems):
         source = "manifest.json" if isinstance(e, ManifestError) else "seed file"
         lines = "".join(f"\n  {field}: {message}" for field, message in e.problems)
         return f"{source} has {len(e.problems)} problem(s); fix and run again:{lines}"

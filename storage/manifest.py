@@ -20,12 +20,16 @@ DEFAULT_PUBLISHER = "local-dev"  # what the reference install script uses when n
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?(\+[A-Za-z0-9.-]+)?$")
 
 
-class ManifestError(Exception):
-    """``problems`` is a list of (field, message); the text lists them one per line."""
+class FieldProblems(Exception):
+    """``problems`` is a list of (field, message), each naming the field it is about."""
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
         super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+
+
+class ManifestError(FieldProblems):
+    """manifest.json breaks the publisher's rules."""
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from storage.manifest import FieldProblems
 from storage.registry import Registry, RegistryError
 
 _SERVICE_ENUMS = {"itemKind": ("service", "product"), "billingMethod": ("fixed", "hourly", "usage")}
 
 
-class SeedError(Exception):
-    """``problems`` is a list of (field, message)."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+class SeedError(FieldProblems):
+    """The seed file is not what ``flask ext seed`` takes."""
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,27 @@ def _pairs(headers) -> list[tuple[str, str]]:
     return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
 
+class _Fake:
+    """A fake service answering on its own FakeServer through ``handle``."""
+
+    server: FakeServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.server.requests
+
+    def close(self):
+        self.server.close()
+
+
 # -- the Alga server's internal extension API ----------------------------------------------
 
 @dataclass
-class FakeAlga:
+class FakeAlga(_Fake):
     """``/api/internal/ext-{storage,scheduler,invoicing,clients,services}/install/{id}``.
 
     Storage behaves like the server (revisions, 409 on ``ifRevision`` mismatch,
@@ -124,14 +141,6 @@ class FakeAlga:
     def __post_init__(self):
         self.server = FakeServer(self.handle)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
     def calls(self, area: str) -> list[tuple[str, dict, dict]]:
         """(install id, headers, JSON body) of every call to ``area``."""
         out = []
@@ -140,9 +149,6 @@ class FakeAlga:
             if len(parts) >= 6 and parts[3] == f"ext-{area}":
                 out.append((unquote(parts[5]), r.headers, r.json()))
         return out
-
-    def close(self):
-        self.server.close()
 
     def handle(self, req: Request) -> Reply:
         parts = urlsplit(req.path).path.split("/")
@@ -188,7 +194,7 @@ class FakeAlga:
 
 # -- Vault transit --------------------------------------------------------------------------
 
-class FakeVault:
+class FakeVault(_Fake):
     """``POST /v1/{mount}/decrypt/{key}`` answering ``{"data": {"plaintext": base64}}``.
 
     ``encrypt(mapping, mount, key)`` registers a ciphertext (``vault:v1:<id>``)
@@ -200,17 +206,6 @@ class FakeVault:
         self.namespace = namespace
         self.plaintexts: dict[tuple[str, str, str], bytes] = {}
         self.server = FakeServer(self.handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def close(self):
-        self.server.close()
 
     def encrypt(self, mapping: Any, mount: str = "transit", key: str = "alga-ext", raw: bytes | None = None) -> str:
         ciphertext = f"vault:v1:{uuid.uuid4().hex}"
