@@ -1,6 +1,6 @@
 # make run   : virtualenv + install + start the service on embedded defaults (port 8085)
 # make test  : system packages + virtualenv + the whole test suite
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -10,6 +10,8 @@ APT_PACKAGES := redis-server nginx wrk chromium
 .PHONY: run test test-quick bench guests system-deps clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 
 # Attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+# Level names as the reference and guests use them (trace, warn) mapped to logging's.
+LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,14 +38,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info") -> None:
-    """Route the root logger to stderr as JSON lines (idempotent)."""
+    """Route the root logger to stderr as JSON lines (idempotent). An unknown level means info."""
     root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        root.setLevel(level.upper())
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", level).upper())
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.handlers[:] = [handler]
+    root.setLevel(LEVELS.get(level.strip().lower(), logging.INFO))
     for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -109,10 +109,6 @@ class Pool:
             if not self._workers and not self._closed:
                 self._workers = [Worker(self.settings, i) for i in range(self.settings.workers)]
 
-    @property
-    def started(self) -> bool:
-        return bool(self._workers) and not self._closed
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -159,6 +155,11 @@ class Pool:
             self._replace(worker)
             log.error("worker lost", extra={"slot": worker.slot, "reason": reason, "bundle": job["bundle"]})
             raise ExecutionFailed(reason) from e
+        except BaseException:
+            # Anything else (a reply that would not unpickle, a greenlet killed mid-call) leaves the
+            # channel in an unknown state: replace the worker rather than reuse it.
+            self._replace(worker)
+            raise
         self._release(worker)
         return reply
 

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from logs import LEVELS
+from runner.capabilities import DEFAULTS
 from settings import Settings
 
 log = logging.getLogger("ext")
 
-DEFAULT_CAPABILITIES = frozenset({"cap:context.read", "cap:log.emit", "cap:user.read"})
 
 
 @dataclass
@@ -26,7 +27,7 @@ class CallContext:
     install_id: str | None = None
     version_id: str | None = None
     content_hash: str | None = None
-    grants: frozenset[str] = DEFAULT_CAPABILITIES
+    grants: frozenset[str] = DEFAULTS
     secrets: dict[str, str] | None = None  # None: the request carried no envelope
     user: dict[str, Any] | None = None
     deadline: float = field(default_factory=lambda: time.monotonic() + 30)
@@ -49,9 +50,6 @@ class CallContext:
 
     def emit(self, level: str, stream: str, message: str) -> None:
         """A guest log line: written now as JSON, and kept for the debug stream."""
-        log.log(_LEVELS.get(level, logging.INFO), message, extra={"stream": stream, **self.ids})
+        log.log(LEVELS.get(level, logging.INFO), message, extra={"stream": stream, **self.ids})
         self.events.append({"ts": int(time.time() * 1000), "level": level, "stream": stream, "message": message})
 
-
-_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
-           "warn": logging.WARNING, "error": logging.ERROR}
