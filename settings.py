@@ -176,6 +176,8 @@ class Settings:
         values.update(overrides)
         if not values["workers"]:
             values["workers"] = _cpu_count()
+        if not values["alga_auth_key"]:  # read once here: auth_key is on the request path
+            values["alga_auth_key"] = _read_secret_file(values["alga_auth_key_file"])
         return cls(values)
 
     def replace(self, **overrides: Any) -> "Settings":
@@ -198,13 +200,15 @@ class Settings:
 
     @property
     def auth_key(self) -> str:
-        if self.alga_auth_key:
-            return self.alga_auth_key
-        try:
-            with open(self.alga_auth_key_file, encoding="utf-8") as f:
-                return f.read().strip()
-        except OSError:
-            return ""
+        return self.alga_auth_key
+
+
+def _read_secret_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _read(s: Setting, environ: Mapping[str, str]) -> Any:

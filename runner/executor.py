@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import time
 from typing import Mapping
@@ -68,7 +69,11 @@ class Executor:
             self.bundles.store  # the loader needs a usable BUNDLE_STORE_BASE, even on a warm cache
         except StoreConfigError as e:
             return failure(500, f"{contract.ENGINE_INIT_FAILED}: {e.reason}")
-        with self.bundles.use(hex_hash):  # pinned before ensure: eviction never removes it under us
+        with contextlib.ExitStack() as stack:
+            try:  # pinned before ensure: eviction never removes it under us
+                stack.enter_context(self.bundles.use(hex_hash))
+            except OSError as e:
+                return _cache_not_writable(e)
             return self._prepare_and_run(tenant, extension, hex_hash, req, replay_key, started)
 
     def warm(self, tenant: str, extension: str, hex_hash: str) -> bool:
@@ -83,6 +88,7 @@ class Executor:
             artifact = artifact_path(bundle.compiled_dir, False)
             if not artifact.exists():
                 self.pool.compile(bundle.wasm_path, artifact, False)
+                self.bundles.account(hex_hash)
         return True
 
     def _prepare_and_run(self, tenant: str, extension: str, hex_hash: str, req: ExecuteRequest,
@@ -92,6 +98,8 @@ class Executor:
             bundle = self.bundles.ensure(tenant, extension, hex_hash)
         except BundleError as e:
             return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: {e.reason}")
+        except OSError as e:
+            return _cache_not_writable(e)
         if not bundle.wasm_path.is_file():
             return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: bundle has no dist/main.wasm")
 
@@ -146,10 +154,14 @@ class Executor:
                      "user": None if req.user is None else vars(req.user)},
         }
         hard_timeout = (job["timeout_ms"] + s.hard_deadline_grace_ms) / 1000
+        compiled = artifact.exists()
         try:
             reply = self.pool.execute(job, bundle.wasm_path, artifact, fuel is not None, hard_timeout)
         except ExecutionFailed as e:
             return {**failure(500, f"{contract.EXECUTE_FAILED}: {e}"), "events": []}
+        finally:
+            if not compiled and artifact.exists():  # the pool compiled it: the bundle grew
+                self.bundles.account(hex_hash)
         if reply["outcome"] != "ok":
             return {**failure(500, reply["error"]), "events": reply.get("events", [])}
         body_out = reply["body"]
@@ -158,6 +170,10 @@ class Executor:
                                 None if body_out is None else base64.b64encode(body_out).decode("ascii")),
             "events": reply.get("events", []),
         }
+
+
+def _cache_not_writable(e: OSError) -> dict:
+    return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: cache not writable: {e}")
 
 
 def _ids(req: ExecuteRequest) -> dict:

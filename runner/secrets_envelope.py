@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import time
 from datetime import datetime, timezone
 
@@ -20,6 +21,9 @@ from runner.contract import SecretEnvelope
 
 TTL_SECONDS = 30.0
 VAULT_TIMEOUT_S = 10
+# Mount and key path come from the request and are pasted into the Vault URL: plain segments only,
+# so they cannot climb out of ``{mount}/decrypt/`` or add a query.
+_VAULT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
 class SecretDecryptError(Exception):
@@ -56,6 +60,12 @@ class EnvelopeOpener:
             raise SecretDecryptError("vault_transit.address_missing")
         if not env.key_path:
             raise SecretDecryptError("vault_transit.key_path_missing")
+        key_path = env.key_path.strip("/")
+        if not _plain_path(key_path):
+            raise SecretDecryptError("vault_transit.invalid_key_path")
+        mount = (env.mount or s.vault_transit_mount or "transit").strip("/")
+        if not _plain_path(mount):
+            raise SecretDecryptError("vault_transit.invalid_mount")
         try:
             with open(s.vault_token_file, encoding="utf-8") as f:
                 token = f.read().strip()
@@ -63,11 +73,10 @@ class EnvelopeOpener:
             token = ""
         if not token:
             raise SecretDecryptError("vault_transit.token_missing")
-        mount = (env.mount or s.vault_transit_mount or "transit").strip("/")
         headers = {"X-Vault-Token": token}
         if s.vault_namespace:
             headers["X-Vault-Namespace"] = s.vault_namespace
-        url = f"{s.vault_addr.rstrip('/')}/v1/{mount}/decrypt/{env.key_path.strip('/')}"
+        url = f"{s.vault_addr.rstrip('/')}/v1/{mount}/decrypt/{key_path}"
         try:
             response = self.http.post(url, json={"ciphertext": env.ciphertext_b64}, headers=headers,
                                       timeout=VAULT_TIMEOUT_S)
@@ -82,6 +91,10 @@ class EnvelopeOpener:
         if not isinstance(plaintext, str):
             raise SecretDecryptError("vault_transit.response_invalid")
         return plaintext
+
+
+def _plain_path(path: str) -> bool:
+    return bool(_VAULT_PATH.fullmatch(path)) and not any(part in (".", "..") for part in path.split("/"))
 
 
 def _b64(text: str, step: str) -> bytes:

@@ -126,7 +126,11 @@ class LocalBundleStore(BundleStore):
             raise
 
     def probe(self) -> str:
-        return "ok" if self.base.is_dir() else "bundle_store_unreachable"
+        try:  # created here so a fresh deployment is ready before its first upload
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return "bundle_store_unreachable"
+        return "ok"
 
     def describe(self) -> str:
         return f"folder {self.base}"
@@ -183,16 +187,17 @@ class S3BundleStore(BundleStore):
         self.endpoint, self.bucket, self.prefix = endpoint, bucket, prefix
         self.timeout_s = settings.bundle_fetch_timeout_ms / 1000
         self._credentials = (settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
-        self._client = None
+        self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
 
-    def client(self, timeout_s: float | None = None):
-        if timeout_s is not None:
-            return self._make(timeout_s, attempts=1)
+    def client(self, purpose: str = "fetch"):
+        """The client for fetches and uploads, or for ``"probe"`` a short-timeout single-try one; each built once."""
         with self._lock:  # boto3 client creation is slow and not thread-safe
-            if self._client is None:
-                self._client = self._make(self.timeout_s, attempts=2)
-        return self._client
+            client = self._clients.get(purpose)
+            if client is None:
+                client = self._clients[purpose] = (self._make(PROBE_TIMEOUT_S, attempts=1) if purpose == "probe"
+                                                   else self._make(self.timeout_s, attempts=2))
+        return client
 
     def _make(self, timeout_s: float, attempts: int):
         import boto3
@@ -232,7 +237,7 @@ class S3BundleStore(BundleStore):
 
     def probe(self) -> str:
         try:
-            self.client(PROBE_TIMEOUT_S).head_bucket(Bucket=self.bucket)
+            self.client("probe").head_bucket(Bucket=self.bucket)
         except Exception:
             return "bundle_store_unreachable"
         return "ok"

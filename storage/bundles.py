@@ -110,6 +110,19 @@ class BundleCache:
         finally:
             self.dir.unpin(hex_hash)
 
+    def account(self, hex_hash: str) -> None:
+        """Count a bundle's compiled artifacts (written after extraction) against EXT_CACHE_MAX_BYTES
+        and evict to the cap; the bundle itself is kept."""
+        try:
+            size = self.dir.remeasure(hex_hash)
+        except OSError as e:
+            log.warning("cannot re-measure a cached bundle", extra={"hash": hex_hash, "error": str(e)})
+            return
+        cached = self._ready.get(hex_hash)
+        if size is not None and cached is not None:
+            cached.bytes = size
+        self._evict(keep=hex_hash)
+
     def is_writable(self) -> bool:
         return self.dir.is_writable()
 

@@ -138,6 +138,20 @@ class CacheDir:
         self._sizes[hex_hash] = meta["bytes"]
         self.touch(hex_hash)
 
+    def remeasure(self, hex_hash: str) -> int | None:
+        """Measure the bundle folder again and record the size (also in its meta.json, for processes
+        that read it later); None when the bundle is not cached."""
+        meta = self.read_meta(hex_hash)
+        if meta is None:
+            return None
+        meta["bytes"] = tree_bytes(self.bundle_root(hex_hash))
+        tmp = self.tmp / f"{hex_hash}.{secrets.token_hex(3)}.meta"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(meta, f)
+        os.replace(tmp, self.bundle_root(hex_hash) / META)
+        self._sizes[hex_hash] = meta["bytes"]
+        return meta["bytes"]
+
     @contextmanager
     def hash_lock(self, hex_hash: str) -> Iterator[None]:
         """Single flight for one hash: in this process, then across processes."""
@@ -301,7 +315,11 @@ def remove_path(path: str | os.PathLike) -> None:
 def tree_bytes(path: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
-        total += sum(os.lstat(os.path.join(dirpath, name)).st_size for name in files)
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:  # a compiler's temp file, renamed meanwhile
+                pass
     return total
 
 

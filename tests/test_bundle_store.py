@@ -119,7 +119,7 @@ def test_s3_without_bucket_is_a_config_error():
 
 def test_local_fetch_put_probe(tmp_path):
     store = LocalBundleStore(tmp_path / "store")
-    assert store.probe() == "bundle_store_unreachable"
+    assert store.probe() == "ok" and (tmp_path / "store").is_dir()
     src = tmp_path / "src.bin"
     src.write_bytes(b"x" * 100_000)
     store.put(KEY, src)
@@ -128,6 +128,11 @@ def test_local_fetch_put_probe(tmp_path):
     assert store.fetch(KEY, out, 1 << 20) == hashlib.sha256(b"x" * 100_000).hexdigest()
     assert out.getvalue() == b"x" * 100_000
     assert not [p for p in (tmp_path / "store").rglob("*.tmp")]
+
+
+def test_local_probe_when_the_folder_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert LocalBundleStore(tmp_path / "file" / "store").probe() == "bundle_store_unreachable"
 
 
 def test_local_missing_and_too_large(tmp_path):

@@ -249,3 +249,18 @@ def test_lock_files_do_not_pile_up(server, tmp_path):
         with cache.use(digest):
             cache.ensure("t", "e", digest)
     assert {p.name for p in (tmp_path / "cache" / "locks").iterdir()} == {"evict", f"{b}.pin"}
+
+
+def test_compiled_artifacts_count_against_the_cap(server, tmp_path):
+    a, b = publish(server, sample(1, 50_000)), publish(server, sample(2, 50_000))
+    cache = cache_for(server.base, tmp_path, cache_max_bytes=130_000)
+    root = tmp_path / "cache"
+    cache.ensure("t", "e", a)
+    with cache.use(b):
+        bundle = cache.ensure("t", "e", b)
+        assert (root / a).is_dir()  # two extracted bundles fit
+        (bundle.compiled_dir / "main.cwasm").write_bytes(b"c" * 40_000)
+        cache.account(b)  # b is pinned and grew: a is the least recently used idle bundle
+        assert not (root / a).exists() and (root / b).is_dir()
+    assert bundle.bytes > 90_000 and cache.evictions == 1
+    assert cache_for(server.base, tmp_path).dir.read_meta(b)["bytes"] == bundle.bytes

@@ -316,3 +316,26 @@ def test_requests_prefer_a_worker_with_the_component_loaded(module_app, client, 
         run(client, digest, path="/echo")
     assert len(holders) == 1
     assert [w.slot for w in pool._workers if digest in w.loaded] == holders  # no other worker had to load it
+
+
+def test_unwritable_cache_is_bundle_fetch_failed(make_app, mini_hash, tmp_path):
+    (tmp_path / "file").write_text("")  # as root, a path under a regular file is what cannot be created
+    client = make_app(cache_root=str(tmp_path / "file" / "cache")).test_client()
+    out = run(client, mini_hash, path="/echo")
+    assert out["status"] == 502
+    assert out["error"].startswith("bundle_fetch_failed: cache not writable: ")
+
+
+def test_compiled_artifacts_are_counted_in_the_cache_size(make_app, mini_wasm, tmp_path):
+    from storage.cache_dir import tree_bytes
+
+    app = make_app(workers=1, cache_root=str(tmp_path / "cache"))
+    store, bundles = app.extensions["settings"].bundle_store_base, app.extensions["bundles"]
+    for n, first_use in enumerate((lambda d: run(app.test_client(), d, path="/echo"),
+                                   lambda d: app.extensions["executor"].warm("tenant-a", "ext-a", d))):
+        digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm,
+                                                      "manifest.json": b'{"n": "size-%d"}' % n})
+        first_use(digest)
+        root = bundles.ensure("tenant-a", "ext-a", digest).root
+        assert any((root / "compiled").iterdir())
+        assert bundles.dir.read_meta(digest)["bytes"] >= tree_bytes(root / "bundle") + tree_bytes(root / "compiled")

@@ -344,3 +344,14 @@ def test_concurrent_fetches_in_one_process(server):
 def test_ipv6_loopback_literal_refused_without_private():
     out = fetch(ctx_for(), "http://[::1]:1/")
     assert isinstance(out, Err) and out.payload == "not-allowed"
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_host_header_omits_the_default_port(server, monkeypatch, scheme):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
+    # Whatever the scheme, talk plain HTTP to the fake server: only the request head matters here.
+    monkeypatch.setattr(host_http._PinnedConnection, "connect",
+                        lambda self: setattr(self, "sock", socket.create_connection(("127.0.0.1", server.port))))
+    out = fetch(ctx_for(egress_allow_private=True), f"{scheme}://name.test/echo")
+    assert json.loads(out.body)["headers"]["host"] == "name.test"

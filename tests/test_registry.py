@@ -164,3 +164,23 @@ def test_concurrent_upserts_from_separate_connections(tmp_path):
     assert errors == []
     installs = Registry(tmp_path / "r.db", "t").installs("t")
     assert sorted(i.name for i in installs) == ["ext0", "ext1", "ext2"]
+
+
+def test_connections_per_thread_and_process_migrations_once_per_path(tmp_path, monkeypatch):
+    import migrations
+    from storage import db as storage_db
+
+    applied = []
+    real_apply = migrations.apply
+    monkeypatch.setattr(migrations, "apply", lambda conn: applied.append(1) or real_apply(conn))
+    path = tmp_path / "r.db"
+    first = storage_db.open_db(path)
+    assert storage_db.open_db(path) is first
+    other = []
+    t = threading.Thread(target=lambda: other.append(storage_db.open_db(path)))
+    t.start()
+    t.join()
+    assert other[0] is not first
+    monkeypatch.setattr(storage_db.os, "getpid", lambda: -1)  # as in a forked child
+    assert storage_db.open_db(path) is not first
+    assert applied == [1]

@@ -67,6 +67,16 @@ def test_too_large(moto_endpoint, tmp_path):
         store.fetch("big", io.BytesIO(), 1000)
 
 
+def test_probe_reuses_one_short_timeout_client(moto_endpoint, tmp_path, monkeypatch):
+    store = open_bundle_store(s3_settings(f"{moto_endpoint}/{BUCKET}", tmp_path))
+    made = []
+    real_make = store._make
+    monkeypatch.setattr(store, "_make", lambda timeout_s, attempts: made.append((timeout_s, attempts))
+                        or real_make(timeout_s, attempts))
+    assert [store.probe() for _ in range(3)] == ["ok"] * 3
+    assert made == [(1.0, 1)]
+
+
 def test_server_down(tmp_path):
     store = open_bundle_store(s3_settings(f"http://127.0.0.1:{free_port()}/{BUCKET}", tmp_path))
     with pytest.raises(BundleStoreError, match="fetch failed"):

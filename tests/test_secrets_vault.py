@@ -117,6 +117,36 @@ def test_failures_name_the_step_never_the_values(vault, token_file, tmp_path, ca
     assert "sk_live_secret" not in str(e.value) and "s.vault-token" not in str(e.value)
 
 
+@pytest.mark.parametrize("field,value,step", [
+    ("key_path", "../../sys/seal", "vault_transit.invalid_key_path"),
+    ("key_path", "alga-ext/./x", "vault_transit.invalid_key_path"),
+    ("key_path", "alga-ext?x=1", "vault_transit.invalid_key_path"),
+    ("key_path", "alga ext", "vault_transit.invalid_key_path"),
+    ("key_path", "alga-ext\n", "vault_transit.invalid_key_path"),
+    ("mount", "transit/decrypt/../../sys", "vault_transit.invalid_mount"),
+    ("mount", "transit#", "vault_transit.invalid_mount"),
+    ("vault_transit_mount", "..", "vault_transit.invalid_mount"),
+])
+def test_key_path_and_mount_cannot_leave_the_decrypt_endpoint(vault, token_file, field, value, step):
+    ct = vault.encrypt(SECRETS)
+    sent = len(vault.requests)
+    if field == "vault_transit_mount":
+        o, env = opener(vault, token_file, vault_transit_mount=value), envelope(ct)
+    else:
+        o, env = opener(vault, token_file), envelope(ct, **{field: value})
+    with pytest.raises(SecretDecryptError) as e:
+        o.open(env, "t", "e", "i")
+    assert str(e.value) == step
+    assert len(vault.requests) == sent
+
+
+def test_nested_key_path_and_mount_are_allowed(vault, token_file):
+    ct = vault.encrypt({"k": "v"}, mount="team/transit", key="ext.key_1")
+    assert opener(vault, token_file).open(
+        envelope(ct, key_path="/ext.key_1/", mount="team/transit"), "t", "e", "i") == {"k": "v"}
+    assert vault.requests[-1].path == "/v1/team/transit/decrypt/ext.key_1"
+
+
 def test_cache_and_reopen_on_change(vault, token_file):
     o = opener(vault, token_file)
     ct = vault.encrypt({"k": "v1"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import functools
 import http.client
 import ipaddress
 import logging
@@ -158,6 +159,7 @@ def _resolve(host: str, port: int, deadline: float) -> list:
     return addresses
 
 
+@functools.cache  # loading the CA bundle takes tens of milliseconds; one context serves every fetch
 def tls_context() -> ssl.SSLContext:
     """The TLS settings of outbound fetches (system trust store, hostname checked)."""
     return ssl.create_default_context()
@@ -170,6 +172,8 @@ class _PinnedConnection(http.client.HTTPConnection):
         super().__init__(target.host, target.port, timeout=max(0.01, deadline - time.monotonic()))
         self._addresses = addresses
         self._tls = target.scheme == "https"
+        if self._tls:
+            self.default_port = http.client.HTTPS_PORT  # so the Host header omits ":443"
         self._deadline = deadline
 
     def connect(self) -> None:
