@@ -15,7 +15,6 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import quote, quote_plus
 
-ENVELOPE_VERSION = "1"
 SESSION_TTL_S = 15 * 60
 MAX_CLIENT_PATH = 2048
 

@@ -61,9 +61,8 @@ def events(registry_id: str):
 def _stream(debug, tenant: str, extension: str, after: int, draining):
     """Under Gunicorn's gevent worker the waits inside follow() yield to other requests. The stream
     ends when the worker drains (the browser reconnects elsewhere), so it never holds up a shutdown."""
-    follower = debug.follow(tenant, extension, POLL_S)
-    yield "retry: 3000\n\n"
-    try:
+    with debug.follow(tenant, extension, POLL_S) as follower:
+        yield "retry: 3000\n\n"
         for event in debug.recent(tenant, extension, RECENT_EVENTS):
             if event["ts"] > after:
                 yield _sse(event)
@@ -78,8 +77,6 @@ def _stream(debug, tenant: str, extension: str, after: int, draining):
             else:
                 yield ": keep-alive\n\n"
             last_write = time.monotonic()
-    finally:
-        follower.close()
 
 
 def _sse(event: dict) -> str:

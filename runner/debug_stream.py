@@ -10,10 +10,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Iterator
 
 RING_SIZE = 500
+MAX_RINGS = 1000  # tenant:extension keys come from request bodies: keep the most recently used
 SUBSCRIBER_QUEUE = 1000
 
 
@@ -28,10 +29,9 @@ class DebugStream:
         self.prefix = settings.debug_stream_prefix
         self.max_bytes = settings.debug_max_event_bytes if settings.debug_max_event_bytes > 0 else 8192
         self.redis = redis_publisher
-        self._rings: dict[str, deque] = {}
+        self._rings: OrderedDict[str, deque] = OrderedDict()
         self._subscribers: dict[str, list[queue.Queue]] = {}
         self._lock = threading.Lock()
-        self.stats = {"published": 0, "dropped": 0}
 
     def publish(self, ids: dict[str, Any], event: dict[str, Any]) -> None:
         """Record one event (level, stream, message, optional ts) for the execution ``ids``."""
@@ -41,14 +41,20 @@ class DebugStream:
                 "message": message, "truncated": truncated}
         key = stream_key(self.prefix, ids.get("tenant"), ids.get("extension"))
         with self._lock:
-            self._rings.setdefault(key, deque(maxlen=RING_SIZE)).append(full)
+            ring = self._rings.get(key)
+            if ring is None:
+                ring = self._rings[key] = deque(maxlen=RING_SIZE)
+                if len(self._rings) > MAX_RINGS:
+                    self._rings.popitem(last=False)
+            else:
+                self._rings.move_to_end(key)
+            ring.append(full)
             subscribers = list(self._subscribers.get(key, ()))
         for q in subscribers:
             try:
                 q.put_nowait(full)
             except queue.Full:
-                self.stats["dropped"] += 1
-        self.stats["published"] += 1
+                pass  # a subscriber that does not keep up misses events
         if self.redis is not None:
             self.redis.submit(key, full)
 
@@ -57,28 +63,52 @@ class DebugStream:
             ring = self._rings.get(stream_key(self.prefix, tenant, extension), ())
             return list(ring)[-limit:]
 
-    def follow(self, tenant: str, extension: str, timeout: float = 15.0) -> Iterator[dict[str, Any] | None]:
+    def follow(self, tenant: str, extension: str, timeout: float = 15.0) -> "Subscription":
         """New events as they arrive; ``None`` every ``timeout`` seconds of silence (keep-alive).
 
         Subscribes at once (not on the first ``next()``), so nothing published
-        between a ``recent()`` call and the first read is lost.
+        between a ``recent()`` call and the first read is lost. The caller must
+        ``close()`` the subscription (or use it in a ``with``), read or not.
         """
         key = stream_key(self.prefix, tenant, extension)
         q: queue.Queue = queue.Queue(SUBSCRIBER_QUEUE)
         with self._lock:
             self._subscribers.setdefault(key, []).append(q)
-        return self._drain(key, q, timeout)
+        return Subscription(self, key, q, timeout)
 
-    def _drain(self, key: str, q: queue.Queue, timeout: float) -> Iterator[dict[str, Any] | None]:
-        try:
-            while True:
-                try:
-                    yield q.get(timeout=timeout)
-                except queue.Empty:
-                    yield None
-        finally:
-            with self._lock:
-                self._subscribers[key].remove(q)
+    def _unsubscribe(self, key: str, q: queue.Queue) -> None:
+        with self._lock:
+            queues = self._subscribers.get(key, [])
+            if q in queues:
+                queues.remove(q)
+            if not queues:
+                self._subscribers.pop(key, None)
+
+
+class Subscription:
+    """The events of one ``follow()``: iterate to read, ``close()`` to unsubscribe (idempotent)."""
+
+    def __init__(self, stream: DebugStream, key: str, q: queue.Queue, timeout: float):
+        self._stream, self._key, self._queue, self._timeout = stream, key, q, timeout
+        self._closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any] | None]:
+        while not self._closed:
+            try:
+                yield self._queue.get(timeout=self._timeout)
+            except queue.Empty:
+                yield None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream._unsubscribe(self._key, self._queue)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def truncate_utf8(message: str, max_bytes: int) -> tuple[str, bool]:

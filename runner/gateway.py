@@ -81,6 +81,10 @@ def execute(executor, routing: dict[str, str], doc: dict[str, Any]) -> dict:
 
 
 def forward(extension_id: str, path: str):
+    # A page on another site could otherwise make the browser run endpoints (a form POST needs no CORS).
+    # Browsers always send Sec-Fetch-Site; curl and server-to-server callers do not.
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return _error(403, "cross_site_request", "extension endpoints refuse cross-site browser requests")
     app = current_app
     settings = app.extensions["settings"]
     tenant = (request.headers.get("x-alga-tenant") or request.args.get("tenant") or settings.default_tenant).strip()

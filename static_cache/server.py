@@ -102,8 +102,8 @@ class StaticUi:
         hex_hash = m.group(1).lower()
         query = environ.get("QUERY_STRING", "")
         query_tenant = parse_qs(query).get("tenant", [""])[0] if "tenant=" in query else None
-        tenant = self.tenancy.resolve(query_tenant, environ.get("HTTP_X_TENANT_ID"), extension_id, hex_hash,
-                                      host_without_port(environ.get("HTTP_HOST", "")))
+        tenant = self.tenancy.resolve(query_tenant, environ.get("HTTP_X_TENANT_ID"), extension_id, content_hash,
+                                      hex_hash, host_without_port(environ.get("HTTP_HOST", "")))
         if self.tenancy.strict and (not tenant or not self.tenancy.allowed(tenant, extension_id, content_hash)):
             return NOT_FOUND
         if len(hex_hash) != 64:  # no bundle has this name: the reference's download would fail
@@ -122,7 +122,10 @@ class StaticUi:
         if rel is None:
             return BAD_PATH
         if cached.ui_index is None:
-            cached.ui_index = ui_index.load(cached.root, self.csp)
+            try:
+                cached.ui_index = ui_index.load(cached.root, self.csp)
+            except (ValueError, KeyError, TypeError):  # a corrupt ui-index.json; OSError is the caller's
+                return EXTRACT_FAILED
         found = cached.ui_index.find(rel)
         if found is None:
             return NOT_FOUND

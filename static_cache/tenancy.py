@@ -1,8 +1,8 @@
 """Which tenant a UI request is for, and whether that tenant may see the bundle (reference §3.1 steps 3-5).
 
-The registry is reached through two callables, ``validate(tenant, extension, content_hash) -> bool``
-and ``lookup_host(host) -> dict | None``; by default they call the Alga server over HTTP
-(attached mode), and a standalone registry can pass its own.
+Install validation calls ``validate(tenant, extension, content_hash) -> bool``: by default the Alga
+server over HTTP (attached mode); a standalone registry can pass its own. Host lookups always
+ask the Alga server.
 """
 from __future__ import annotations
 
@@ -77,28 +77,30 @@ class HttpRegistry:
 
 
 class Tenancy:
-    def __init__(self, settings, validate: Callable[[str, str, str], bool] | None = None,
-                 lookup_host: Callable[[str], dict | None] | None = None):
+    def __init__(self, settings, validate: Callable[[str, str, str], bool] | None = None):
         http = HttpRegistry(settings)
         self.strict = settings.static_strict_validation
-        self.can_lookup = lookup_host is not None or http.configured
+        self.can_lookup = http.configured
         self._validate = validate or http.validate
-        self._lookup_host = lookup_host or http.lookup_host
+        self._lookup_host = http.lookup_host
         self.default_tenant = settings.default_tenant if settings.standalone else ""
         self.hints = BoundedCache(MAX_ENTRIES, HINT_TTL_S)
         self.validations = BoundedCache(MAX_ENTRIES, VALIDATION_TTL_S)
 
-    def resolve(self, query_tenant: str | None, header_tenant: str | None, extension_id: str, hex_hash: str,
-                host: str) -> str | None:
+    def resolve(self, query_tenant: str | None, header_tenant: str | None, extension_id: str, content_hash: str,
+                hex_hash: str, host: str) -> str | None:
         """First non-empty of: ``tenant`` query, ``x-tenant-id``, hint for (extension, hash), host lookup,
-        and in standalone mode EXT_DEFAULT_TENANT."""
+        and in standalone mode EXT_DEFAULT_TENANT.
+
+        In strict mode only a tenant that passes ``allowed()`` becomes the hint: a bad ``?tenant=``
+        must not replace a good hint (tenant-less asset requests would then 404 for a day)."""
         tenant = (query_tenant or "").strip() or (header_tenant or "").strip()
         if not tenant:
             tenant = self.hints.get((extension_id, hex_hash))
             if tenant:
                 return tenant
             tenant = self._tenant_by_host(host)
-        if tenant:
+        if tenant and (not self.strict or self.allowed(tenant, extension_id, content_hash)):
             self.hints.set((extension_id, hex_hash), tenant)
         return tenant or self.default_tenant or None
 

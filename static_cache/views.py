@@ -1,8 +1,8 @@
 """Blueprint: GET/HEAD /ext-ui/<ext>/<hash>/<path> (reference §3), GET / host dispatch (§1.3), POST /warmup (§1.5).
 
 Register after ``app.extensions["settings"]`` and ``["bundles"]`` are set. A standalone
-registry may put ``ui_validate(tenant, extension, content_hash) -> bool`` and
-``ui_lookup_host(host) -> dict | None`` into ``app.extensions`` before registering.
+registry may put ``ui_validate(tenant, extension, content_hash) -> bool`` into
+``app.extensions`` before registering.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _setup(state) -> None:
     app = state.app
     app.url_map.converters["ui_tail"] = _Tail
     settings = app.extensions["settings"]
-    tenancy = Tenancy(settings, app.extensions.get("ui_validate"), app.extensions.get("ui_lookup_host"))
+    tenancy = Tenancy(settings, app.extensions.get("ui_validate"))
     app.extensions["static_ui"] = StaticUi(settings, app.extensions["bundles"], tenancy)
 
 

@@ -18,6 +18,7 @@ from helpers import base_config
 from fakes import Guest
 from helpers import free_port
 from runner.debug_redis import RedisPublisher, backoff_seconds, fields, redis_url
+from runner import debug_stream
 from runner.debug_stream import DebugStream, stream_key
 from settings import Settings
 
@@ -120,6 +121,31 @@ def test_from_settings_off_without_url():
                                                     debug_stream_maxlen=50))
     assert pub.url == "redis://:pw@h:1" and pub.maxlen == 50
 
+
+
+def test_unread_subscription_closed_leaves_no_subscriber():
+    debug = DebugStream(Settings.from_env({}))
+    sub = debug.follow("t", "e", timeout=0.01)
+    debug.publish({"tenant": "t", "extension": "e"}, {"message": "m"})
+    assert debug._subscribers == {"ext-debug:t:e": [sub._queue]}
+    sub.close()
+    sub.close()  # idempotent
+    assert debug._subscribers == {} and list(sub) == []
+    with debug.follow("t", "e", timeout=0.01) as sub:
+        debug.publish({"tenant": "t", "extension": "e"}, {"message": "live"})
+        assert next(iter(sub))["message"] == "live" and next(iter(sub)) is None
+    assert debug._subscribers == {}
+
+
+def test_rings_are_bounded_least_recently_used_first(monkeypatch):
+    monkeypatch.setattr(debug_stream, "MAX_RINGS", 3)
+    debug = DebugStream(Settings.from_env({}))
+    for ext in ("a", "b", "c"):
+        debug.publish({"tenant": "t", "extension": ext}, {"message": ext})
+    debug.publish({"tenant": "t", "extension": "a"}, {"message": "a again"})  # "b" is now the oldest
+    debug.publish({"tenant": "t", "extension": "d"}, {"message": "d"})
+    assert list(debug._rings) == ["ext-debug:t:c", "ext-debug:t:a", "ext-debug:t:d"]
+    assert debug.recent("t", "b") == [] and [e["message"] for e in debug.recent("t", "a")] == ["a", "a again"]
 
 # -- against redis-server ---------------------------------------------------------------------
 

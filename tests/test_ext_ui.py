@@ -210,6 +210,15 @@ def test_partial_extract_cleanup_on_failure(make_ui, store, tmp_path):  # 10
     assert not (tmp_path / "cache" / digest).exists()
 
 
+
+@pytest.mark.parametrize("content", [b"{not json", b"[]", b"{}"])
+def test_corrupt_ui_index_is_an_extract_failure(make_ui, store, tmp_path, content):
+    digest = publish(store, TENANT, EXT, FILES)
+    assert get(make_ui(), digest).status_code == 200
+    (tmp_path / "cache" / digest / "ui-index.json").write_bytes(content)
+    r = get(make_ui(), digest)  # a new process loads the index from disk
+    assert r.status_code == 500 and r.get_json() == {"code": "extract_failed"}
+
 def test_served_from_an_http_bundle_store(make_ui):  # 12 (the container test, without docker)
     server = BundleServer()
     try:
@@ -340,6 +349,15 @@ def test_tenant_from_query_then_hint(make_ui, store):
     assert client.get(url(other) + f"?tenant={TENANT}").status_code == 200
     assert client.get(url(other, "extra.css")).status_code == 200  # tenant remembered for (ext, hash)
 
+
+
+def test_rejected_tenant_does_not_replace_a_validated_hint(make_ui, store, registry):
+    digest = publish(store, TENANT, EXT, FILES)
+    registry.valid.add((TENANT, EXT, f"sha256:{digest}"))
+    client = make_ui(static_strict_validation=True, registry_base_url=registry.base)
+    assert client.get(url(digest) + f"?tenant={TENANT}").status_code == 200
+    assert client.get(url(digest) + "?tenant=tenant-b").status_code == 404
+    assert client.get(url(digest, "assets/app.js")).data == APP_JS  # still served as tenant-a
 
 def test_tenant_from_host_lookup(make_ui, store, registry):
     digest = publish(store, TENANT, EXT, FILES)

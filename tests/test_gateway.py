@@ -58,6 +58,21 @@ def test_ext_proxy_route_is_the_same(client, sdk):
     assert r.status_code == 202 and r.headers["x-ext-test"] == "yes"
 
 
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("prefix", ["/api/ext", "/api/ext-proxy"])
+def test_cross_site_browser_requests_are_refused(client, sdk, prefix, method):
+    r = client.open(f"{prefix}/{sdk.registry_id}/status?code=201", method=method,
+                    headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403 and r.get_json()["error"] == "cross_site_request"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("site", ["same-origin", "same-site", "none"])
+def test_same_site_browser_requests_pass(client, sdk, site):
+    r = client.get(f"/api/ext/{sdk.registry_id}/status?code=201", headers={"Sec-Fetch-Site": site})
+    assert r.status_code == 201
+
 @pytest.mark.parametrize("method, path", [
     ("GET", "/nope"), ("DELETE", "/status"), ("GET", "/status/extra"), ("GET", "/dynamic/a/b"), ("GET", ""),
     ("POST", "/status"),

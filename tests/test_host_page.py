@@ -248,6 +248,14 @@ def test_events_stream_recent_then_live(site, monkeypatch):
     assert not app.extensions["executor"].debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
 
 
+
+def test_events_closed_early_leave_no_subscriber(site):
+    app, rid = site["app"], site["hello"].registry_id
+    r = site["client"].get(f"/msp/extensions/{rid}/events", buffered=False)
+    assert next(chunks(r)) == "retry: 3000\n\n"
+    r.close()  # the browser went away before any event was read
+    assert not app.extensions["executor"].debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
+
 def test_events_reconnect_skips_what_was_seen(site, monkeypatch):
     monkeypatch.setattr(views, "KEEPALIVE_S", 0.05)
     monkeypatch.setattr(views, "POLL_S", 0.01)
