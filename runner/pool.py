@@ -9,9 +9,7 @@ once per artifact (single flight), while the workers keep serving others.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import metrics
 from runner import protocol
+from storage.cache_dir import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +225,7 @@ class Pool:
                 return
             raise ExecutionFailed("compile failed (see the first request's error)")
         try:
-            with _file_lock(artifact.with_suffix(".lock")):  # other Gunicorn processes
+            with exclusive_lock(artifact.with_suffix(".lock")):  # other Gunicorn processes
                 if not artifact.exists():
                     self._run_compiler(wasm, artifact, fuel)
         finally:
@@ -247,24 +246,3 @@ class Pool:
         metrics.COMPILES.inc()
         log.info("compiled component", extra={"artifact": str(artifact), "fuel": fuel,
                                               "ms": round((time.monotonic() - started) * 1000)})
-
-
-class _file_lock:
-    """An exclusive flock that waits by polling, so gevent's loop keeps running."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)

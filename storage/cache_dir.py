@@ -75,6 +75,17 @@ def _unlink(path: str | Path) -> None:
         pass
 
 
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold ``path`` exclusively across processes (polling, so gevent keeps serving); removed after."""
+    fd = _lock_file(path, fcntl.LOCK_EX, wait=True)
+    try:
+        yield
+    finally:
+        _unlink(path)
+        os.close(fd)
+
+
 class CacheDir:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -159,14 +170,8 @@ class CacheDir:
             entry = self._hash_locks.setdefault(hex_hash, [threading.Lock(), 0])
             entry[1] += 1
         try:
-            with entry[0]:
-                path = self.locks / f"{hex_hash}.fetch"
-                fd = _lock_file(path, fcntl.LOCK_EX, wait=True)
-                try:
-                    yield
-                finally:
-                    _unlink(path)
-                    os.close(fd)
+            with entry[0], exclusive_lock(self.locks / f"{hex_hash}.fetch"):
+                yield
         finally:
             with self._guard:
                 entry[1] -= 1
