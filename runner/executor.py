@@ -149,7 +149,7 @@ class Executor:
             "request": {"method": req.http.method, "url": _url(req.http.path, req.http.query),
                         "headers": list(req.http.headers.items()), "body": body},
             "call": {"tenant_id": ctx.tenant_id, "extension_id": ctx.extension_id, "request_id": ctx.request_id,
-                     "install_id": ctx.install_id, "version_id": ctx.version_id, "content_hash": hex_hash,
+                     "install_id": ctx.install_id, "version_id": ctx.version_id,
                      "grants": grants, "secrets": secrets,
                      "user": None if req.user is None else vars(req.user)},
         }

@@ -26,7 +26,6 @@ class CallContext:
     request_id: str | None = None
     install_id: str | None = None
     version_id: str | None = None
-    content_hash: str | None = None
     grants: frozenset[str] = DEFAULTS
     secrets: dict[str, str] | None = None  # None: the request carried no envelope
     user: dict[str, Any] | None = None
