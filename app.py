@@ -1,94 +1,93 @@
 """Composition root: ``create_app()`` builds the service from the environment.
 
-``flask --app app run`` and ``gunicorn 'app:create_app()'`` both use it. The
-factory only wires things together; each package owns its logic. Shared
-objects live in ``app.extensions`` under plain names ("settings", "bundles",
-"executor", ...), so views reach them without importing one another.
+``flask --app app run`` and ``gunicorn 'app:create_app()'`` both use it. The factory
+reads the settings once, builds each package's objects and hands them to the package's
+``init_app``; it owns no logic. Background work (the worker pool, the Redis publisher,
+the scheduler loop) is registered with one :class:`Lifecycle`, which Gunicorn's hooks
+start and stop (gunicorn.conf.py); without Gunicorn the first request starts it.
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from flask import Flask, jsonify
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-import logs
+import runner.views
+import standalone.wiring
+import static_cache.views
+from runner.debug.publisher import RedisPublisher
+from runner.debug.stream import DebugStream
+from runner.executor import Executor
+from runner.messages import WorkerConfig
+from runner.pool import Pool
+from service import logs
+from service.errors import http_error
+from service.lifecycle import Lifecycle
 from settings import Settings, unknown_names
+from static_cache import index as ui_index
+from static_cache.server import StaticUi
+from static_cache.tenancy import Tenancy
+from storage.alga.installs import AlgaInstalls
+from storage.bundles.cache import BundleCache
 
 log = logging.getLogger("app")
+
+
+@dataclass
+class Service:
+    """The objects of one app, for Gunicorn's hooks and tests (``app.extensions["alga_runner"]``)."""
+
+    settings: Settings
+    lifecycle: Lifecycle
+    bundles: BundleCache
+    debug: DebugStream
+    executor: Executor
+    standalone: standalone.wiring.Standalone
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides settings by attribute name."""
     settings = Settings.from_env(os.environ, **dict(test_config or {}))
-    logs.configure(settings.log_level)
+    logs.configure(settings.service.log_level)
     for name in unknown_names(os.environ):
         log.warning("unknown setting %s is ignored (typo?)", name, extra={"setting": name})
 
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.runner.max_request_bytes
     app.json.sort_keys = False
-    app.extensions["settings"] = settings
+    app.register_error_handler(HTTPException, http_error)
 
-    from storage.bundles import BundleCache
-    from runner.debug_redis import RedisPublisher
-    from runner.debug_stream import DebugStream
-    from runner.executor import Executor
-    from runner import views as runner_views
-    from host_page import views as host_page_views
-    from static_cache import index as ui_index
-    from static_cache import views as static_views
+    lifecycle = Lifecycle()
+    bundles = BundleCache(settings.bundles, on_extract=ui_index.build)
+    publisher = RedisPublisher.from_settings(settings.runner)
+    debug = DebugStream(settings.runner, redis_publisher=publisher)
+    pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level))
+    executor = Executor(settings.runner, bundles, debug, pool)
+    lifecycle.add(pool)
+    if publisher is not None:
+        lifecycle.add(publisher)
 
-    bundles = BundleCache(settings, on_extract=ui_index.build)
-    app.extensions["bundles"] = bundles
-    debug = DebugStream(settings, redis_publisher=RedisPublisher.from_settings(settings))
-    app.extensions["debug"] = debug
-    app.extensions["executor"] = Executor(settings, bundles, debug=debug)
-    _standalone(app, settings)
+    attached = settings.alga.attached
+    installs = AlgaInstalls(settings.alga)
+    runner.views.init_app(app, settings=settings.runner, executor=executor, bundles=bundles, lifecycle=lifecycle,
+                          lookup_host=installs.lookup_host if installs.configured else None)
+    local = standalone.wiring.init_app(app, service=settings.service, registry=settings.registry,
+                                standalone=settings.standalone, runner=settings.runner, bundles=bundles,
+                                executor=executor, debug=debug, lifecycle=lifecycle, serve=not attached)
+    tenancy = Tenancy(settings.static.static_strict_validation,
+                      installs.validate if attached else local.registry.validate_ui,
+                      installs.lookup_host if installs.configured else None,
+                      "" if attached else settings.registry.default_tenant)
+    static_cache.views.init_app(app, StaticUi(settings.static, bundles, tenancy))
 
-    app.register_blueprint(runner_views.bp)
-    if settings.standalone:  # attached mode: the Alga app is the host page
-        app.register_blueprint(host_page_views.bp)
-    app.register_blueprint(static_views.bp)  # after _standalone(): it reads app.extensions["ui_validate"]
-    app.register_error_handler(HTTPException, _http_error)
-    # /ext-ui GET/HEAD are answered before Flask, as WhiteNoise does: a dictionary lookup and a file.
-    app.wsgi_app = app.extensions["static_ui"].fast_path(app.wsgi_app)
+    app.before_request(lifecycle.start)  # flask run and test clients; a no-op once started
+    app.extensions["alga_runner"] = Service(settings, lifecycle, bundles, debug, executor, local)
     return app
 
 
-def _standalone(app: Flask, settings: Settings) -> None:
-    """The SQLite registry, its admin commands, and in standalone mode the gateway route, the
-    registry-backed /ext-ui validation and the scheduler (not inside `flask ext ...` commands)."""
-    import click
-
-    from runner import gateway
-    from runner.schedule_runner import ScheduleRunner
-    from storage import cli as ext_cli
-    from storage.registry import Registry
-    from storage.secrets_store import SecretsStore
-
-    registry = Registry(settings.registry_db, settings.default_tenant)
-    app.extensions["registry"] = registry
-    app.extensions["secrets"] = SecretsStore(registry, settings.secrets_key_file)
-    app.cli.add_command(ext_cli.ext)
-    if not settings.standalone:
-        return
-    app.extensions["ui_validate"] = registry.validate_ui  # read by static_cache when it registers
-    app.register_blueprint(gateway.bp)
-    scheduler = ScheduleRunner(settings, registry, app.extensions["secrets"], app.extensions["executor"])
-    app.extensions["scheduler"] = scheduler
-    command = click.get_current_context(silent=True)
-    if settings.scheduler_enabled and (command is None or command.info_name == "run"):
-        scheduler.start()
-
-
-def _http_error(e: HTTPException):
-    """Router and framework errors as JSON, never HTML."""
-    response = jsonify(error=(e.name or "error").lower().replace(" ", "_"), message=e.description)
-    response.status_code = e.code or 500
-    if e.code == 405 and e.valid_methods:
-        response.headers["Allow"] = ", ".join(e.valid_methods)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+def service_of(app: Flask) -> Service:
+    return app.extensions["alga_runner"]

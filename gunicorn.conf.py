@@ -5,16 +5,16 @@ import shutil
 import signal
 import tempfile
 
-from settings import Settings
-
 # Before any process imports prometheus_client: every Gunicorn worker writes its
-# metrics here and /metrics sums them (see metrics.py).
+# metrics here and /metrics sums them (see service/metrics.py).
 _metrics_dir = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"alga-runner-metrics-{os.getpid()}"))
 
+from settings import Settings  # noqa: E402  (after the metrics folder is chosen)
+
 _settings = Settings.from_env()
 
-bind = f"{_settings.host}:{_settings.port}"
+bind = f"{_settings.service.host}:{_settings.service.port}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_connections = 1000
@@ -22,11 +22,11 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app logs each execution itself
-# Gunicorn's own lines as JSON too, so the service writes one format (logs.py).
+# Gunicorn's own lines as JSON too, so the service writes one format (service/logs.py).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -42,7 +42,7 @@ def on_starting(server):
 def when_ready(server):
     """`make run` (EXT_INSTALL_SAMPLES): install the samples once, in the master before workers start.
     A separate process, so no SQLite connection is opened in the master and inherited by forks."""
-    if _settings.install_samples:
+    if _settings.standalone.install_samples:
         import subprocess
         import sys
 
@@ -57,14 +57,16 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Start the wasm pool before traffic, and mark the app draining on SIGTERM
-    so /readyz fails first during a graceful shutdown."""
-    app = worker.wsgi
-    app.extensions["executor"].pool.start()
+    """Start the background work before traffic, and drain on SIGTERM so /readyz fails first
+    during a graceful shutdown."""
+    from app import service_of
+
+    lifecycle = service_of(worker.wsgi).lifecycle
+    lifecycle.start()
     handle_exit = worker.handle_exit
 
     def draining_exit(sig, frame):
-        app.extensions["draining"] = True
+        lifecycle.drain()
         handle_exit(sig, frame)
 
     # Gunicorn registered its SIGTERM handler before this hook runs: register ours over it.
@@ -72,8 +74,8 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
+    from app import service_of
+
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
-        app.extensions["executor"].pool.close()
-        if app.extensions["debug"].redis is not None:
-            app.extensions["debug"].redis.close()
+        service_of(app).lifecycle.stop()

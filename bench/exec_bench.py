@@ -41,11 +41,11 @@ class Floor:
 
     def __init__(self, wasm: bytes, path: str):
         import wasmtime
-        from runner import wasm_compat
-        from runner.engine import make_engine
-        from runner.host.call import CallContext
-        from runner.linker import build_linker
-        from runner.worker import _request_record
+        from runner.worker import wasm_compat
+        from runner.worker.engine import make_engine
+        from runner.worker.host.call import CallContext
+        from runner.worker.linker import build_linker
+        from runner.worker.runtime import _request_record
         from settings import Settings
         from wasmtime.component import Component
 
@@ -109,7 +109,7 @@ def cold_start(cache: Path, digest: str) -> dict:
     from runner.artifacts import artifact_path
     artifact = artifact_path(cache / digest / "compiled", False)
     wasm = cache / digest / "bundle" / "dist" / "main.wasm"
-    code = ("import time,sys;import wasmtime;from runner.engine import make_engine,load_artifact;"
+    code = ("import time,sys;import wasmtime;from runner.worker.engine import make_engine,load_artifact;"
             "from wasmtime.component import Component;from pathlib import Path;e=make_engine(False);"
             "t=time.perf_counter();{load};print((time.perf_counter()-t)*1000)")
     load = code.format(load=f"load_artifact(e, Path({str(artifact)!r}))")
@@ -123,11 +123,11 @@ BYTES_CODE = """
 import sys, time, statistics, wasmtime
 from wasmtime.component import Component
 sys.path.insert(0, {root!r})
-from runner import wasm_compat
-from runner.engine import make_engine
-from runner.host.call import CallContext
-from runner.linker import build_linker
-from runner.worker import _request_record
+from runner.worker import wasm_compat
+from runner.worker.engine import make_engine
+from runner.worker.host.call import CallContext
+from runner.worker.linker import build_linker
+from runner.worker.runtime import _request_record
 from settings import Settings
 if {patched}:
     wasm_compat.install()

@@ -1,48 +1,39 @@
-"""Numbered SQL migrations (``NNNN_name.sql``), applied in order and recorded in
-``schema_version``. An applied file is never edited; changes are new files."""
+"""The registry's schema, as an ordered sqlite-utils ``Migrations`` set.
+
+Each step runs one ``NNNN_name.sql`` file of this folder; an applied step is never
+edited, changes are new files (and a new function below). Databases made before this
+set existed recorded their steps in ``schema_version``: those steps are recorded here
+without running again.
+"""
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
 HERE = Path(__file__).parent
+MIGRATIONS = Migrations("alga-runner")
 
 
-def available() -> list[tuple[int, str, Path]]:
-    steps = []
-    for path in sorted(HERE.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        steps.append((int(path.name[:4]), path.stem, path))
-    return steps
+def _step(filename: str):
+    version = int(filename[:4])
+
+    def run(db: sqlite_utils.Database) -> None:
+        if version in _legacy_versions(db):
+            return
+        for statement in _statements((HERE / filename).read_text()):
+            db.execute(statement)
+
+    run.__name__ = Path(filename).stem
+    MIGRATIONS(name=run.__name__)(run)
 
 
-def applied(conn: sqlite3.Connection) -> set[int]:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                 "applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
-    return {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-
-
-def apply(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending migrations, each in its own transaction; returns their names."""
-    done = applied(conn)
-    ran = []
-    for version, name, path in available():
-        if version in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if version in applied(conn):  # another process got there first
-                conn.execute("ROLLBACK")
-                continue
-            for statement in _statements(path.read_text()):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", (version, name))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        ran.append(name)
-    return ran
+def _legacy_versions(db: sqlite_utils.Database) -> set[int]:
+    if not db["schema_version"].exists():
+        return set()
+    return {row["version"] for row in db.query("SELECT version FROM schema_version")}
 
 
 def _statements(sql: str) -> list[str]:
@@ -55,3 +46,7 @@ def _statements(sql: str) -> list[str]:
             statements.append(text)
             current = []
     return statements
+
+
+for _file in ("0001_registry.sql", "0002_storage.sql", "0003_schedules_and_seed.sql"):
+    _step(_file)

@@ -14,15 +14,18 @@ import time
 from typing import Mapping
 from urllib.parse import urlencode
 
-import metrics
-from bounded import BoundedCache
-from runner import capabilities, contract
+from runner import contract
 from runner.artifacts import artifact_path
 from runner.contract import ExecuteRequest, failure
-from runner.debug_stream import DebugStream
+from runner.debug.stream import DebugStream
+from runner.messages import OK, ExecutionIds, GuestRequest, Job
+from runner.policy import capabilities
 from runner.pool import ExecutionFailed, Pool, RunnerBusy
 from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
-from storage.bundles import BundleCache, BundleError, StoreConfigError
+from runner.settings import RunnerSettings
+from service import metrics
+from service.caches import ExpiringCache
+from storage.bundles.cache import BundleCache, BundleError, CachedBundle, StoreConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +33,13 @@ __all__ = ["Executor", "RunnerBusy"]
 
 
 class Executor:
-    def __init__(self, settings, bundles: BundleCache, debug: DebugStream | None = None, pool: Pool | None = None):
+    def __init__(self, settings: RunnerSettings, bundles: BundleCache, debug: DebugStream, pool: Pool):
         self.settings = settings
         self.bundles = bundles
-        self.debug = debug or DebugStream(settings)
-        self.pool = pool or Pool(settings)
+        self.debug = debug
+        self.pool = pool
         self.envelopes = EnvelopeOpener(settings)
-        self.replies = BoundedCache(settings.idempotency_max_entries, settings.idempotency_ttl_s)
+        self.replies = ExpiringCache(settings.idempotency_max_entries, settings.idempotency_ttl_s)
 
     def execute(self, headers: Mapping[str, str], req: ExecuteRequest) -> dict:
         """The JSON envelope for ``req``. Raises RunnerBusy when no worker can take it."""
@@ -108,78 +111,61 @@ class Executor:
         except capabilities.UnknownCapabilities as e:
             return failure(400, f"{contract.UNKNOWN_CAPABILITIES}: {e}")
 
-        ids = _ids(req)
+        ctx = req.context
+        ids = ExecutionIds(ctx.tenant_id, ctx.extension_id, ctx.install_id, ctx.request_id, ctx.version_id)
         secrets = None
         if req.secret_envelope is not None:
             try:
-                secrets = self.envelopes.open(req.secret_envelope, req.context.tenant_id,
-                                              req.context.extension_id, req.context.install_id)
+                secrets = self.envelopes.open(req.secret_envelope, ctx.tenant_id, ctx.extension_id, ctx.install_id)
             except SecretDecryptError as e:
-                log.warning("secret envelope decryption failed: %s", e, extra=ids)
+                log.warning("secret envelope decryption failed: %s", e, extra=ids.fields())
                 self.debug.publish(ids, {"level": "error", "message": f"secret envelope decryption failed: {e}"})
                 return failure(500, contract.SECRET_DECRYPT_FAILED)
 
-        outcome = self._run(req, bundle, hex_hash, grants, secrets)
-        for event in outcome.pop("events"):
+        outcome, events = self._run(req, ids, bundle, grants, secrets)
+        for event in events:
             self.debug.publish(ids, event)
         if outcome["error"]:
             self.debug.publish(ids, {"level": "error", "message": f"execute failed: {outcome['error']}"})
         elif replay_key:
             self.replies.set(replay_key, outcome)
-        log.info("execute", extra={**ids, "status": outcome["status"], "error": outcome["error"],
+        log.info("execute", extra={**ids.fields(), "status": outcome["status"], "error": outcome["error"],
                                    "ms": round((time.monotonic() - started) * 1000, 2)})
         return outcome
 
-    def _run(self, req: ExecuteRequest, bundle, hex_hash: str, grants, secrets) -> dict:
+    def _run(self, req: ExecuteRequest, ids: ExecutionIds, bundle: CachedBundle, grants: frozenset[str],
+             secrets: dict[str, str] | None) -> tuple[dict, list[dict]]:
+        """The envelope and the guest's debug events."""
         try:
             body = _decode_body(req.http.body_b64)
         except ValueError as e:
-            return {**failure(500, f"{contract.EXECUTE_FAILED}: invalid body base64: {e}"), "events": []}
-        s = self.settings
-        timeout_ms = req.limits.timeout_ms if req.limits.timeout_ms is not None else s.default_timeout_ms
-        fuel = req.limits.fuel
-        ctx = req.context
-        artifact = artifact_path(bundle.compiled_dir, fuel is not None)
-        job = {
-            "bundle": hex_hash,
-            "artifact": str(artifact),
-            "fuel": fuel,
-            "timeout_ms": max(1, timeout_ms),
-            "memory_mb": req.limits.memory_mb if req.limits.memory_mb is not None else s.default_memory_mb,
-            "request": {"method": req.http.method, "url": _url(req.http.path, req.http.query),
-                        "headers": list(req.http.headers.items()), "body": body},
-            "call": {"tenant_id": ctx.tenant_id, "extension_id": ctx.extension_id, "request_id": ctx.request_id,
-                     "install_id": ctx.install_id, "version_id": ctx.version_id,
-                     "grants": grants, "secrets": secrets,
-                     "user": None if req.user is None else vars(req.user)},
-        }
-        hard_timeout = (job["timeout_ms"] + s.hard_deadline_grace_ms) / 1000
+            return failure(500, f"{contract.EXECUTE_FAILED}: invalid body base64: {e}"), []
+        s, limits = self.settings, req.limits
+        artifact = artifact_path(bundle.compiled_dir, limits.fuel is not None)
+        job = Job(
+            id=0, bundle=bundle.hash, artifact=str(artifact),
+            timeout_ms=max(1, limits.timeout_ms if limits.timeout_ms is not None else s.default_timeout_ms),
+            memory_mb=limits.memory_mb if limits.memory_mb is not None else s.default_memory_mb, fuel=limits.fuel,
+            ids=ids, request=GuestRequest(req.http.method, _url(req.http.path, req.http.query),
+                                          list(req.http.headers.items()), body),
+            grants=grants, secrets=secrets, user=None if req.user is None else vars(req.user))
+        hard_timeout = (job.timeout_ms + s.hard_deadline_grace_ms) / 1000
         compiled = artifact.exists()
         try:
-            reply = self.pool.execute(job, bundle.wasm_path, artifact, fuel is not None, hard_timeout)
+            reply = self.pool.execute(job, bundle.wasm_path, hard_timeout)
         except ExecutionFailed as e:
-            return {**failure(500, f"{contract.EXECUTE_FAILED}: {e}"), "events": []}
+            return failure(500, f"{contract.EXECUTE_FAILED}: {e}"), []
         finally:
             if not compiled and artifact.exists():  # the pool compiled it: the bundle grew
-                self.bundles.account(hex_hash)
-        if reply["outcome"] != "ok":
-            return {**failure(500, reply["error"]), "events": reply.get("events", [])}
-        body_out = reply["body"]
-        return {
-            **contract.envelope(reply["status"], dict(reply["headers"]),
-                                None if body_out is None else base64.b64encode(body_out).decode("ascii")),
-            "events": reply.get("events", []),
-        }
+                self.bundles.account(bundle.hash)
+        if reply.outcome != OK:
+            return failure(500, reply.error), reply.events
+        body_b64 = None if reply.body is None else base64.b64encode(reply.body).decode("ascii")
+        return contract.envelope(reply.status, dict(reply.headers), body_b64), reply.events
 
 
 def _cache_not_writable(e: OSError) -> dict:
     return failure(502, f"{contract.BUNDLE_FETCH_FAILED}: cache not writable: {e}")
-
-
-def _ids(req: ExecuteRequest) -> dict:
-    ctx = req.context
-    return {"tenant": ctx.tenant_id, "extension": ctx.extension_id, "install": ctx.install_id,
-            "request": ctx.request_id, "version": ctx.version_id}
 
 
 def _decode_body(body_b64: str | None) -> bytes | None:

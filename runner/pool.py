@@ -1,11 +1,12 @@
 """The worker pool, parent side. Never imports wasmtime.
 
 Workers are fresh interpreters (``python -m runner.worker``) talking over a
-socketpair; all waiting uses sockets and ``threading`` primitives, which gevent
-makes cooperative under Gunicorn and which are plain threads under
-``flask run``. A request prefers an idle worker that already has its
-component loaded. Components are compiled in a separate short-lived process,
-once per artifact (single flight), while the workers keep serving others.
+socketpair with runner/messages.py records; all waiting uses sockets and
+``threading`` primitives, which gevent makes cooperative under Gunicorn and which
+are plain threads under ``flask run``. A request prefers an idle worker that
+already has its component loaded. Components are compiled in a separate
+short-lived process, once per artifact (single flight), while the workers keep
+serving others. The service's Lifecycle starts and stops the pool.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-import metrics
-from runner import protocol
-from storage.cache_dir import exclusive_lock
+from runner import channel
+from runner.messages import NEED_COMPILE, Job, Reply, WorkerConfig
+from service import metrics
+from storage.bundles.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class ExecutionFailed(Exception):
 class Worker:
     """One worker process and its socket."""
 
-    def __init__(self, settings, slot: int):
+    def __init__(self, config: WorkerConfig, slot: int):
         self.slot = slot
         self.loaded: list[str] = []
         self.busy = False
@@ -51,18 +53,18 @@ class Worker:
         theirs.close()
         self.sock = ours
         self.ready = False
-        protocol.send(self.sock, {"settings": settings})
+        channel.send(self.sock, config)
 
-    def call(self, job: dict, timeout: float) -> dict:
+    def call(self, job: Job, timeout: float) -> Reply:
         deadline = time.monotonic() + timeout
         if not self.ready:
             self.sock.settimeout(60)
-            protocol.recv(self.sock)  # {"outcome": "ready"}
+            channel.recv(self.sock)  # Ready
             self.ready = True
-        protocol.send(self.sock, job)
+        channel.send(self.sock, job)
         self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        reply = protocol.recv(self.sock)
-        self.loaded = reply.get("loaded", self.loaded)
+        reply: Reply = channel.recv(self.sock)
+        self.loaded = reply.loaded
         return reply
 
     def stop(self) -> None:
@@ -93,8 +95,9 @@ class _Waiter:
 
 
 class Pool:
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.settings = config.runner
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
         self._waiters: deque[_Waiter] = deque()
@@ -106,9 +109,9 @@ class Pool:
     def start(self) -> None:
         with self._lock:
             if not self._workers and not self._closed:
-                self._workers = [Worker(self.settings, i) for i in range(self.settings.workers)]
+                self._workers = [Worker(self.config, i) for i in range(self.settings.workers)]
 
-    def close(self) -> None:
+    def stop(self) -> None:
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, []
@@ -124,27 +127,27 @@ class Pool:
         return sum(1 for w in self._workers if w.proc.poll() is None)
 
     # executing ---------------------------------------------------------------
-    def execute(self, job: dict, wasm: Path, artifact: Path, fuel: bool, hard_timeout: float) -> dict:
+    def execute(self, job: Job, wasm: Path, hard_timeout: float) -> Reply:
         """Run ``job`` on a worker; returns the worker's reply (outcome ok or error)."""
-        self.start()
+        artifact, fuel = Path(job.artifact), job.fuel is not None
         if not artifact.exists():
             self.compile(wasm, artifact, fuel)
         for attempt in range(2):
             reply = self._run_on_worker(job, hard_timeout)
-            if reply["outcome"] != "need_compile":
+            if reply.outcome != NEED_COMPILE:
                 return reply
             # The artifact vanished or was unusable (the worker deleted it): build it again.
             self.compile(wasm, artifact, fuel)
         raise ExecutionFailed("component could not be loaded after compiling")
 
-    def _run_on_worker(self, job: dict, hard_timeout: float) -> dict:
+    def _run_on_worker(self, job: Job, hard_timeout: float) -> Reply:
         with self._lock:
             self._next_id += 1
-            job = {**job, "id": self._next_id}
-        worker = self._acquire(job["bundle"])
+            job.id = self._next_id
+        worker = self._acquire(job.bundle)
         try:
             reply = worker.call(job, hard_timeout)
-        except (protocol.ConnectionClosed, OSError) as e:
+        except (channel.ConnectionClosed, OSError) as e:
             if not isinstance(e, TimeoutError):
                 try:
                     worker.proc.wait(timeout=2)  # collect the exit status for the message
@@ -152,7 +155,7 @@ class Pool:
                     pass
             reason = worker.exit_reason()
             self._replace(worker)
-            log.error("worker lost", extra={"slot": worker.slot, "reason": reason, "bundle": job["bundle"]})
+            log.error("worker lost", extra={"slot": worker.slot, "reason": reason, "bundle": job.bundle})
             raise ExecutionFailed(reason) from e
         except BaseException:
             # Anything else (a reply that would not unpickle, a greenlet killed mid-call) leaves the
@@ -206,7 +209,7 @@ class Pool:
         with self._lock:
             if worker not in self._workers or self._closed:
                 return
-            replacement = Worker(self.settings, worker.slot)
+            replacement = Worker(self.config, worker.slot)
             replacement.busy = True
             self._workers[self._workers.index(worker)] = replacement
         self._release(replacement)
@@ -235,7 +238,7 @@ class Pool:
 
     def _run_compiler(self, wasm: Path, artifact: Path, fuel: bool) -> None:
         started = time.monotonic()
-        cmd = [sys.executable, "-m", "runner.compiler", *(["--fuel"] if fuel else []), str(wasm), str(artifact)]
+        cmd = [sys.executable, "-m", "runner.worker.compiler", *(["--fuel"] if fuel else []), str(wasm), str(artifact)]
         try:
             done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 
 import requests
 
-from bounded import BoundedCache
 from runner.contract import SecretEnvelope
+from runner.settings import RunnerSettings
+from service.caches import ExpiringCache
 
 TTL_SECONDS = 30.0
 VAULT_TIMEOUT_S = 10
@@ -31,9 +32,9 @@ class SecretDecryptError(Exception):
 
 
 class EnvelopeOpener:
-    def __init__(self, settings, session: requests.Session | None = None):
+    def __init__(self, settings: RunnerSettings, session: requests.Session | None = None):
         self.settings = settings
-        self.cache = BoundedCache(settings.secret_cache_max_entries, TTL_SECONDS)
+        self.cache = ExpiringCache(settings.secret_cache_max_entries, TTL_SECONDS)
         self.http = session or requests.Session()
 
     def open(self, env: SecretEnvelope, tenant: str, extension: str, install: str | None) -> dict[str, str]:

@@ -13,13 +13,14 @@ from http import HTTPStatus
 from urllib.parse import parse_qs
 from wsgiref.util import FileWrapper
 
-import metrics
-
+from service import metrics
 from static_cache import index as ui_index
 from static_cache.headers import NO_STORE, content_security_policy
 from static_cache.paths import sanitize
-from static_cache.tenancy import Tenancy, host_without_port
-from storage.bundles import ArchiveHashMismatch, BundleCache, BundleError
+from static_cache.settings import StaticSettings
+from static_cache.tenancy import Tenancy
+from storage.alga.installs import host_without_port
+from storage.bundles.cache import ArchiveHashMismatch, BundleCache, BundleError
 
 _HASH = re.compile(r"sha256:([0-9a-fA-F]+)\Z")
 PREFIXES = ("/ext-ui/", "/runner/ext-ui/")
@@ -83,7 +84,7 @@ def _count(status: int, headers, body) -> None:
 
 
 class StaticUi:
-    def __init__(self, settings, bundles: BundleCache, tenancy: Tenancy):
+    def __init__(self, settings: StaticSettings, bundles: BundleCache, tenancy: Tenancy):
         self.bundles = bundles
         self.tenancy = tenancy
         self.max_bytes = settings.static_max_file_bytes

@@ -5,6 +5,7 @@ it is content-addressed, so the 13 MB SDK component is compiled once per run.
 """
 from __future__ import annotations
 
+from app import service_of as svc
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def make_app(shared_dirs, tmp_path):
 
     yield make
     for app in apps:
-        app.extensions["executor"].pool.close()
+        svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -56,4 +57,4 @@ def module_app(shared_dirs, tmp_path_factory):
     app = create_app(base_config(shared_dirs, tmp_path_factory.mktemp("app")))
     app.testing = True
     yield app
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()

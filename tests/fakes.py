@@ -6,6 +6,7 @@ closed with ``close()``.
 """
 from __future__ import annotations
 
+from app import service_of as svc
 import base64
 import json
 import threading
@@ -262,7 +263,7 @@ class Guest:
         from helpers import publish
 
         self.tenant, self.extension = tenant, extension
-        store = app.extensions["settings"].bundle_store_base
+        store = svc(app).settings.bundles.bundle_store_base
         self.hash = publish(store, tenant, extension, {"dist/main.wasm": sdk_wasm, "manifest.json": b"{}"})
         self.client = app.test_client()
 

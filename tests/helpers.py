@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from storage.archive import bundle_bytes
+from storage.bundles.archive import bundle_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GUESTS = FIXTURES / "guests"
@@ -115,3 +115,14 @@ def stop_process(proc) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def call_context(settings, *, tenant: str = "t", extension: str = "e", install: str | None = None,
+                 request: str | None = None, version: str | None = None, grants=(), **fields):
+    """A host-function CallContext for ``settings`` (a settings.Settings), built as a worker builds it."""
+    from runner.messages import ExecutionIds, WorkerConfig
+    from runner.worker.host.call import CallContext, HostState
+
+    host = HostState.build(WorkerConfig(settings.runner, settings.alga, settings.registry, "info"))
+    return CallContext(host=host, ids=ExecutionIds(tenant, extension, install, request, version),
+                       grants=frozenset(grants), **fields)

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from helpers import GUESTS
-from storage.installer import Installer, InstallResult
+from standalone.installer import Installer, InstallResult
 
 # Endpoints of the SDK test guest (tests/fixtures/guests/js/src/sdk-fixture.ts) the tests call.
 SDK_ENDPOINTS = [
@@ -49,8 +49,9 @@ def sdk_extension(folder: Path) -> Path:
 
 
 def installer(app) -> Installer:
-    ext = app.extensions
-    return Installer(ext["settings"], ext["registry"], ext["bundles"].store, ext["executor"])
+    from app import service_of
+
+    return service_of(app).standalone.installer()
 
 
 def install(app, folder: Path, tenant: str | None = None) -> InstallResult:

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from settings import Settings
-from storage.bundle_store import (BundleNotFound, BundleStoreError, HttpBundleStore, LocalBundleStore,
+from storage.bundles.settings import BundleSettings
+from storage.bundles.stores import (BundleNotFound, BundleStoreError, HttpBundleStore, LocalBundleStore,
                                   S3BundleStore, StoreConfigError, bundle_key, open_bundle_store)
 
 KEY = bundle_key("t1", "e1", "ab" * 32)
@@ -75,8 +75,8 @@ def bundle_server():
     server.close()
 
 
-def settings(**overrides) -> Settings:
-    return Settings.from_env({}, **overrides)
+def settings(**overrides) -> BundleSettings:
+    return BundleSettings(**overrides)
 
 
 def test_bundle_key_layout():

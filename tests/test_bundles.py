@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from settings import Settings
-from storage.archive import bundle_bytes
-from storage.bundle_store import BundleNotFound, StoreConfigError, bundle_key
-from storage.bundles import ArchiveHashMismatch, BundleCache, ExtractFailed
+from storage.bundles.settings import BundleSettings
+from storage.bundles.archive import bundle_bytes
+from storage.bundles.stores import BundleNotFound, StoreConfigError, bundle_key
+from storage.bundles.cache import ArchiveHashMismatch, BundleCache, ExtractFailed
 from test_bundle_store import BundleServer
 
 
@@ -27,8 +27,8 @@ def server():
 
 
 def cache_for(base: str, tmp_path: Path, **overrides) -> BundleCache:
-    return BundleCache(Settings.from_env({}, bundle_store_base=base, cache_root=str(tmp_path / "cache"),
-                                         bundle_fetch_timeout_ms=5000, **overrides))
+    return BundleCache(BundleSettings(bundle_store_base=base, cache_root=str(tmp_path / "cache"),
+                                      bundle_fetch_timeout_ms=5000, **overrides))
 
 
 def publish(server: BundleServer, files: dict, tenant: str = "t", ext: str = "e") -> str:
@@ -46,7 +46,7 @@ def test_cold_then_warm_without_network(server, tmp_path):
     cache = cache_for(server.base, tmp_path)
     first = cache.ensure("t", "e", digest)
     assert first.wasm_path.is_file()
-    assert (first.ui_dir / "index.html").read_bytes() == b"<html>0</html>"
+    assert (first.root / "ui" / "index.html").read_bytes() == b"<html>0</html>"
     assert first.compiled_dir.is_dir() and os.access(first.compiled_dir, os.W_OK)
     assert first.root == tmp_path / "cache" / digest and first.bytes > 1000
     again = cache.ensure("t", "e", digest.upper())
@@ -160,9 +160,9 @@ ENSURE_SCRIPT = """
 import sys
 {prelude}
 sys.path.insert(0, {root!r})
-from settings import Settings
-from storage.bundles import BundleCache
-cache = BundleCache(Settings.from_env({{}}, bundle_store_base={base!r}, cache_root={cache!r}))
+from storage.bundles.cache import BundleCache
+from storage.bundles.settings import BundleSettings
+cache = BundleCache(BundleSettings(bundle_store_base={base!r}, cache_root={cache!r}))
 {body}
 """
 

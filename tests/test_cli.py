@@ -1,5 +1,6 @@
 """`flask ext ...`: output (text and --json), one-line errors, and commands run as real processes
 (two installs at once, `ext dev` reinstalling on a change)."""
+from app import service_of as svc
 import json
 import os
 import queue
@@ -17,7 +18,7 @@ import zstandard
 
 from helpers import ROOT
 from standalone_helpers import write_extension
-from storage import installer as installers
+from standalone import installer as installers
 from test_debug_stream import RedisProcess, needs_redis
 
 ENDPOINTS = [{"method": "POST", "path": "/echo", "handler": "dist/main"}]
@@ -123,7 +124,7 @@ def test_pack_needs_the_component_when_endpoints_are_declared(cli, tmp_path):
 
 def test_install_prints_ids_urls_and_is_idempotent(cli, mini, app):
     out = cli("install", str(mini)).output
-    install = app.extensions["registry"].find(app.extensions["settings"].default_tenant, "com.tests.cli")
+    install = svc(app).standalone.registry.find(svc(app).settings.registry.default_tenant, "com.tests.cli")
     assert "installed (registry, version, bundle, install written)" in out
     for text in (install.registry_id, install.version_id, install.content_hash,
                  f"/ext-ui/{install.registry_id}/sha256%3A{install.hash_hex}/index.html?tenant=",
@@ -178,12 +179,12 @@ def test_secrets_are_encrypted_and_never_printed(cli, mini, app):
     cli("secrets", "set", "com.tests.cli", "other", "--value", "v2")
     assert json.loads(cli("secrets", "list", "com.tests.cli", "--json").stdout) == ["api_key", "other"]
     assert "top-s3cret" not in cli("show", "com.tests.cli", "--json").output
-    registry = app.extensions["registry"]
-    install = registry.find(app.extensions["settings"].default_tenant, "com.tests.cli")
+    registry = svc(app).standalone.registry
+    install = registry.find(svc(app).settings.registry.default_tenant, "com.tests.cli")
     assert "top-s3cret" not in registry.secret_ciphertext(install.id)
-    key_file = Path(app.extensions["settings"].secrets_key_file)
+    key_file = Path(svc(app).settings.registry.secrets_key_file)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert app.extensions["secrets"].read(install) == {"api_key": "top-s3cret", "other": "v2"}
+    assert svc(app).standalone.secrets.read(install) == {"api_key": "top-s3cret", "other": "v2"}
     cli("secrets", "rm", "com.tests.cli", "other")
     assert "has no secret 'other'" in cli("secrets", "rm", "com.tests.cli", "other", ok=False).output
 
@@ -195,7 +196,7 @@ def test_seed(cli, app, tmp_path):
     (tmp_path / "seed.json").write_text(json.dumps(good))
     assert "1 client(s), 1 service(s)" in cli("seed", str(tmp_path / "seed.json")).output
     cli("seed", str(tmp_path / "seed.json"))  # loading again replaces, never duplicates
-    db = app.extensions["registry"].db
+    db = svc(app).standalone.registry.db
     assert db.execute("SELECT count(*) FROM seed_client").fetchone()[0] == 1
     assert json.loads(db.execute("SELECT data FROM seed_service").fetchone()[0])["defaultRate"] == 95
     bad = [{"tenant": "nobody"}, {"clients": [{"clientId": "c1"}, {"clientId": "c1", "clientName": "x"}],
@@ -235,7 +236,7 @@ def test_logs_read_the_redis_stream(make_app, mini):
         app = make_app(debug_redis_url=server.url)
         cli = app.test_cli_runner()
         assert cli.invoke(args=["ext", "install", str(mini), "--no-warm"]).exit_code == 0
-        install = app.extensions["registry"].installs(app.extensions["settings"].default_tenant)[0]
+        install = svc(app).standalone.registry.installs(svc(app).settings.registry.default_tenant)[0]
         key = f"ext-debug:{install.tenant_id}:{install.registry_id}"
         for n in range(3):
             server.client().xadd(key, {"ts": "1700000000000", "level": "warn", "stream": "log",
@@ -245,7 +246,7 @@ def test_logs_read_the_redis_stream(make_app, mini):
         events = [json.loads(line) for line in cli.invoke(args=["ext", "logs", "com.tests.cli", "--json"]).output
                   .splitlines()]
         assert [e["message"] for e in events] == ["line 0", "line 1", "line 2"]
-        env = {**os.environ, "EXT_REGISTRY_DB": app.extensions["settings"].registry_db,
+        env = {**os.environ, "EXT_REGISTRY_DB": svc(app).settings.registry.registry_db,
                "RUNNER_DEBUG_REDIS_URL": server.url, "EXT_SCHEDULER_ENABLED": "false"}
         follow = Lines(flask("logs", "com.tests.cli", "--follow", "-n", "1"), env)
         try:
@@ -274,7 +275,7 @@ def test_cli_commands_do_not_start_the_scheduler(shared_dirs, tmp_path):
     config = {**base_config(shared_dirs, tmp_path), "scheduler_enabled": True}
     with click.Context(click.Command("list"), info_name="list"):
         app = create_app(config)
-    assert app.extensions["scheduler"]._thread is None
+    assert svc(app).standalone.scheduler._thread is None
 
 
 # real processes ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ injection, the events an execution publishes (guest logs and failures), and
 that publishing never blocks or fails an execution: Redis stopped mid-run,
 Redis that never answers, reconnection with the reference's backoff.
 """
+from app import service_of as svc
 import shutil
 import socket
 import subprocess
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from runner.messages import ExecutionIds
+
 from helpers import base_config
 from fakes import Guest
 from helpers import free_port
-from runner.debug_redis import RedisPublisher, backoff_seconds, fields, redis_url
-from runner import debug_stream
-from runner.debug_stream import DebugStream, stream_key
-from settings import Settings
+from runner.debug.publisher import RedisPublisher, backoff_seconds, fields, redis_url
+from runner.debug import stream as debug_stream
+from runner.debug.stream import DebugStream, stream_key
+from runner.settings import RunnerSettings
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 needs_redis = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="redis-server is not installed "
@@ -72,8 +75,13 @@ def redis_proc():
     server.stop()
 
 
-def settings_for(url: str, **kw) -> Settings:
-    return Settings.from_env({}, debug_redis_url=url, **kw)
+def running(publisher: RedisPublisher) -> RedisPublisher:
+    publisher.start()
+    return publisher
+
+
+def settings_for(url: str, **kw) -> RunnerSettings:
+    return RunnerSettings(debug_redis_url=url, **kw)
 
 
 def wait_for(predicate, timeout=5.0):
@@ -116,34 +124,34 @@ def test_stream_key():
 
 
 def test_from_settings_off_without_url():
-    assert RedisPublisher.from_settings(Settings.from_env({})) is None
-    pub = RedisPublisher.from_settings(settings_for("redis://h:1", debug_redis_password="pw",
-                                                    debug_stream_maxlen=50))
+    assert RedisPublisher.from_settings(RunnerSettings()) is None
+    pub = running(RedisPublisher.from_settings(settings_for("redis://h:1", debug_redis_password="pw",
+                                                    debug_stream_maxlen=50)))
     assert pub.url == "redis://:pw@h:1" and pub.maxlen == 50
 
 
 
 def test_unread_subscription_closed_leaves_no_subscriber():
-    debug = DebugStream(Settings.from_env({}))
+    debug = DebugStream(RunnerSettings())
     sub = debug.follow("t", "e", timeout=0.01)
-    debug.publish({"tenant": "t", "extension": "e"}, {"message": "m"})
+    debug.publish(ExecutionIds(tenant="t", extension="e"), {"message": "m"})
     assert debug._subscribers == {"ext-debug:t:e": [sub._queue]}
     sub.close()
     sub.close()  # idempotent
     assert debug._subscribers == {} and list(sub) == []
     with debug.follow("t", "e", timeout=0.01) as sub:
-        debug.publish({"tenant": "t", "extension": "e"}, {"message": "live"})
+        debug.publish(ExecutionIds(tenant="t", extension="e"), {"message": "live"})
         assert next(iter(sub))["message"] == "live" and next(iter(sub)) is None
     assert debug._subscribers == {}
 
 
 def test_rings_are_bounded_least_recently_used_first(monkeypatch):
     monkeypatch.setattr(debug_stream, "MAX_RINGS", 3)
-    debug = DebugStream(Settings.from_env({}))
+    debug = DebugStream(RunnerSettings())
     for ext in ("a", "b", "c"):
-        debug.publish({"tenant": "t", "extension": ext}, {"message": ext})
-    debug.publish({"tenant": "t", "extension": "a"}, {"message": "a again"})  # "b" is now the oldest
-    debug.publish({"tenant": "t", "extension": "d"}, {"message": "d"})
+        debug.publish(ExecutionIds(tenant="t", extension=ext), {"message": ext})
+    debug.publish(ExecutionIds(tenant="t", extension="a"), {"message": "a again"})  # "b" is now the oldest
+    debug.publish(ExecutionIds(tenant="t", extension="d"), {"message": "d"})
     assert list(debug._rings) == ["ext-debug:t:c", "ext-debug:t:a", "ext-debug:t:d"]
     assert debug.recent("t", "b") == [] and [e["message"] for e in debug.recent("t", "a")] == ["a", "a again"]
 
@@ -153,11 +161,11 @@ def test_rings_are_bounded_least_recently_used_first(monkeypatch):
 def test_xadd_key_fields_and_truncation(redis_proc):
     r = redis_proc.client()
     stream = DebugStream(settings_for(redis_proc.url, debug_max_event_bytes=10),
-                         redis_publisher=RedisPublisher(redis_proc.url))
-    ids = {"tenant": "Tenant-X", "extension": "Ext-Y", "install": "inst", "request": "req", "version": "v9"}
+                         redis_publisher=running(RedisPublisher(redis_proc.url)))
+    ids = ExecutionIds("Tenant-X", "Ext-Y", install="inst", request="req", version="v9")
     stream.publish(ids, {"ts": 1700000000123, "level": "info", "stream": "log", "message": "hello"})
     stream.publish(ids, {"level": "error", "stream": "stderr", "message": "ééééééé"})  # 14 bytes
-    stream.publish({}, {"level": "warn", "message": "no context"})
+    stream.publish(ExecutionIds("", ""), {"level": "warn", "message": "no context"})
     assert stream.redis.flush()
     entries = r.xrange("ext-debug:tenant-x:ext-y")
     assert list(entries[0][1].items()) == [
@@ -172,7 +180,7 @@ def test_xadd_key_fields_and_truncation(redis_proc):
 @needs_redis
 def test_maxlen_is_approximate(redis_proc):
     r = redis_proc.client()
-    pub = RedisPublisher(redis_proc.url, maxlen=100)
+    pub = running(RedisPublisher(redis_proc.url, maxlen=100))
     for i in range(1500):
         pub.submit("ext-debug:maxlen", {"ts": i, "level": "info", "stream": "log", "message": str(i)})
     assert pub.flush(20)
@@ -184,11 +192,11 @@ def test_maxlen_is_approximate(redis_proc):
 def test_password_is_injected(redis_proc):
     server = RedisProcess(password="s3cret/pw").start()
     try:
-        pub = RedisPublisher.from_settings(settings_for(server.url, debug_redis_password="s3cret/pw"))
+        pub = running(RedisPublisher.from_settings(settings_for(server.url, debug_redis_password="s3cret/pw")))
         pub.submit("ext-debug:auth", {"ts": 1, "level": "info", "stream": "log", "message": "ok"})
         assert pub.flush() and pub.stats["published"] == 1
         assert server.client().xlen("ext-debug:auth") == 1
-        wrong = RedisPublisher(server.url)  # no password: refused, dropped, never raised
+        wrong = running(RedisPublisher(server.url))  # no password: refused, dropped, never raised
         wrong.submit("ext-debug:auth", {"ts": 1, "message": "x"})
         assert wrong.flush() and wrong.stats["dropped"] == 1 and wrong.stats["connect_failures"] == 1
     finally:
@@ -198,7 +206,7 @@ def test_password_is_injected(redis_proc):
 @needs_redis
 def test_redis_stopped_mid_run_then_back():
     server = RedisProcess().start()
-    pub = RedisPublisher(server.url)
+    pub = running(RedisPublisher(server.url))
     try:
         pub.submit("ext-debug:flaky", {"ts": 1, "message": "before"})
         assert pub.flush() and pub.stats["published"] == 1
@@ -216,7 +224,7 @@ def test_redis_stopped_mid_run_then_back():
         assert server.client().xrange("ext-debug:flaky")[-1][1]["message"] == "after"
         assert pub.connected
     finally:
-        pub.close()
+        pub.stop()
         server.stop()
 
 
@@ -227,7 +235,7 @@ def test_unresponsive_redis_never_blocks_submit():
     listener.listen(16)
     accepted = []
     threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
-    pub = RedisPublisher(f"redis://127.0.0.1:{listener.getsockname()[1]}", queue_size=10)
+    pub = running(RedisPublisher(f"redis://127.0.0.1:{listener.getsockname()[1]}", queue_size=10))
     try:
         started = time.monotonic()
         for i in range(500):
@@ -237,12 +245,12 @@ def test_unresponsive_redis_never_blocks_submit():
         assert pub.flush(10)
         assert pub.stats["published"] == 0 and pub.stats["dropped"] == 500
     finally:
-        pub.close(0.1)
+        pub.stop(0.1)
         listener.close()
 
 
 def test_nothing_listening_counts_drops():
-    pub = RedisPublisher(f"redis://127.0.0.1:{free_port()}")
+    pub = running(RedisPublisher(f"redis://127.0.0.1:{free_port()}"))
     for i in range(20):
         pub.submit("k", {"ts": i, "message": "x"})
     assert pub.flush()
@@ -258,12 +266,8 @@ def debug_guest(redis_proc, shared_dirs, tmp_path_factory, sdk_wasm):
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("debug")), "workers": 1,
                       "debug_redis_url": redis_proc.url, "debug_stream_prefix": "dbg:"})
     app.testing = True
-    executor = app.extensions["executor"]
-    if executor.debug.redis is None:  # until app.py passes the publisher to the DebugStream
-        settings = app.extensions["settings"]
-        executor.debug = DebugStream(settings, redis_publisher=RedisPublisher.from_settings(settings))
     yield Guest(app, sdk_wasm, tenant="Tenant-A", extension="ext-a")
-    executor.pool.close()
+    svc(app).lifecycle.stop()
 
 
 @needs_redis
@@ -274,7 +278,7 @@ def test_guest_logs_and_failures_reach_redis(debug_guest, redis_proc):
     r.delete(key)
     out = debug_guest.execute("/log", http={"query": {"msg": "héllo"}}, context={"request_id": "req-log"})
     assert out["status"] == 200
-    publisher = debug_guest.client.application.extensions["executor"].debug.redis
+    publisher = svc(debug_guest.client.application).executor.debug.redis
     assert publisher.flush()
     events = [e for _, e in r.xrange(key)]
     assert [(e["level"], e["stream"], e["message"]) for e in events] == [
@@ -301,10 +305,6 @@ def test_executions_succeed_while_redis_is_down(shared_dirs, tmp_path_factory, s
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("debug-down")), "workers": 1,
                       "debug_redis_url": server.url})
     app.testing = True
-    executor = app.extensions["executor"]
-    if executor.debug.redis is None:
-        settings = app.extensions["settings"]
-        executor.debug = DebugStream(settings, redis_publisher=RedisPublisher.from_settings(settings))
     try:
         guest = Guest(app, sdk_wasm)
         assert guest.execute("/log", http={"query": {"msg": "up"}})["status"] == 200
@@ -314,10 +314,11 @@ def test_executions_succeed_while_redis_is_down(shared_dirs, tmp_path_factory, s
             out = guest.execute("/log", http={"query": {"msg": "down"}})
             assert out["status"] == 200 and out["error"] is None
             assert time.monotonic() - started < 1.0
-        assert executor.debug.redis.flush()
-        assert executor.debug.redis.stats["dropped"] >= 15
+        debug = svc(app).debug
+        assert debug.redis.flush()
+        assert debug.redis.stats["dropped"] >= 15
         # the in-process ring still has them (flask ext logs, live panel)
-        assert executor.debug.recent("tenant-a", "ext-a")[-1]["message"] == "error: down"
+        assert debug.recent("tenant-a", "ext-a")[-1]["message"] == "error: down"
     finally:
-        executor.pool.close()
+        svc(app).lifecycle.stop()
         server.stop()

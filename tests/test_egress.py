@@ -3,7 +3,7 @@ import ipaddress
 
 import pytest
 
-from runner.egress import Policy, allows_address, normalize_host, parse_rule, policy_for
+from runner.policy.egress import Policy, allows_address, normalize_host, parse_rule
 
 
 def allows(entries, url_host, scheme="https", port=None):
@@ -83,8 +83,13 @@ def test_invalid_entries_match_nothing_and_are_reported(entry):
     assert p.allows_host("good.com")
 
 
-def test_policy_for_caches_per_tuple():
-    assert policy_for(("a.com",)) is policy_for(("a.com",))
+def test_the_allowlist_is_parsed_once_per_worker():
+    from runner.settings import RunnerSettings
+    from runner.worker.host.call import HostState
+
+    host = HostState(RunnerSettings(egress_allowlist=("a.com",)), api=None)
+    assert host.egress.rules == [parse_rule("a.com")]
+    assert host.egress is host.egress
 
 
 @pytest.mark.parametrize("address", [

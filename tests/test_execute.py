@@ -3,6 +3,7 @@
 Real HTTP where it matters (a Gunicorn server in test_gunicorn.py); here the Flask
 test client drives the real executor, worker processes and bundle cache.
 """
+from app import service_of as svc
 import base64
 import concurrent.futures
 import json
@@ -19,7 +20,7 @@ from helpers import decoded_body, execute_body, post_execute, publish
 
 @pytest.fixture(scope="module")
 def mini_hash(module_app, mini_wasm):
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     return publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b"{}"})
 
 
@@ -85,7 +86,7 @@ def test_bundle_fetch_failed_for_missing_bundle(client):
 
 
 def test_bundle_without_main_wasm(module_app, client):
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     h = publish(store, "tenant-a", "ext-a", {"manifest.json": b"{}", "ui/index.html": b"<p>ui only</p>"})
     out = run(client, h)
     assert out["status"] == 502 and out["error"].startswith("bundle_fetch_failed: ")
@@ -166,7 +167,7 @@ def test_many_parallel_requests_across_workers(module_app, client, mini_hash):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(64)))
     assert [base64.b64decode(r["body_b64"]) for r in results] == [str(i).encode() for i in range(64)]
-    assert module_app.extensions["executor"].pool.alive_workers() == 2
+    assert svc(module_app).executor.pool.alive_workers() == 2
 
 
 def test_idempotent_replay_is_scoped(client, mini_hash):
@@ -188,7 +189,7 @@ def test_worker_killed_mid_request_is_replaced(make_app, mini_hash):
     app = make_app(workers=1)
     client = app.test_client()
     assert run(client, mini_hash, path="/echo")["status"] == 200
-    pool = app.extensions["executor"].pool
+    pool = svc(app).executor.pool
     [pid] = pool.worker_pids()
     threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
     out = run(client, mini_hash, path="/loop", limits={"timeout_ms": 5000})
@@ -200,7 +201,7 @@ def test_worker_killed_mid_request_is_replaced(make_app, mini_hash):
 def test_hung_worker_is_replaced_after_the_hard_deadline(make_app, mini_hash):
     app = make_app(workers=1, hard_deadline_grace_ms=300)
     client = app.test_client()
-    pool = app.extensions["executor"].pool
+    pool = svc(app).executor.pool
     run(client, mini_hash, path="/echo")
     [pid] = pool.worker_pids()
     os.kill(pid, signal.SIGSTOP)  # stands in for a host call stuck forever
@@ -220,7 +221,7 @@ def test_runner_busy_when_the_queue_is_full(make_app, mini_hash):
     statuses = sorted(r.status_code for r in answers)
     assert statuses == [200, 200, 503]
     busy = next(r for r in answers if r.status_code == 503)
-    assert busy.get_json() == {"error": "runner_busy"} and busy.headers["Retry-After"]
+    assert busy.get_json()["error"] == "runner_busy" and busy.get_json()["message"] and busy.headers["Retry-After"]
 
 
 def test_request_too_large_is_413_json(make_app, mini_hash):
@@ -230,7 +231,7 @@ def test_request_too_large_is_413_json(make_app, mini_hash):
 
 
 def test_inbound_token_when_configured(make_app, mini_hash):
-    client = make_app(service_token="s3cret").test_client()
+    client = make_app(inbound_token="s3cret").test_client()
     doc = execute_body(mini_hash, path="/echo")
     assert post_execute(client, doc).status_code == 401
     assert post_execute(client, doc, **{"x-runner-service-token": "wrong"}).status_code == 401
@@ -268,10 +269,10 @@ def test_web_process_never_imports_wasmtime(tmp_path):
 
 def test_guest_log_lines_reach_the_debug_stream(module_app, client, mini_hash):
     run(client, mini_hash, path="/echo/logged")
-    events = module_app.extensions["executor"].debug.recent("tenant-a", "ext-a")
+    events = svc(module_app).executor.debug.recent("tenant-a", "ext-a")
     assert any(e["message"] == "/echo/logged" and e["request"] == "req-1" for e in events)
     run(client, mini_hash, path="/loop", limits={"timeout_ms": 20})
-    events = module_app.extensions["executor"].debug.recent("tenant-a", "ext-a")
+    events = svc(module_app).executor.debug.recent("tenant-a", "ext-a")
     assert events[-1]["level"] == "error" and events[-1]["message"].startswith("execute failed: execute_failed")
 
 
@@ -281,9 +282,9 @@ def test_decoded_body_helper_roundtrip(client, mini_hash):
 
 
 def test_concurrent_first_requests_compile_once(module_app, mini_wasm):
-    import metrics
+    from service import metrics
 
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     fresh = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "fresh"}'})
     before = metrics.COMPILES._value.get()
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
@@ -296,10 +297,10 @@ def test_corrupt_artifact_is_deleted_and_rebuilt(make_app, mini_wasm):
     from runner.artifacts import artifact_path
 
     app = make_app(workers=1)
-    store = app.extensions["settings"].bundle_store_base
+    store = svc(app).settings.bundles.bundle_store_base
     digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "corrupt"}'})
     assert run(app.test_client(), digest, path="/echo")["status"] == 200
-    artifact = artifact_path(app.extensions["bundles"].ensure("tenant-a", "ext-a", digest).compiled_dir, False)
+    artifact = artifact_path(svc(app).bundles.ensure("tenant-a", "ext-a", digest).compiled_dir, False)
     artifact.write_bytes(b"not an ELF file")
     fresh = make_app(workers=1)  # new workers: nothing loaded in memory
     assert run(fresh.test_client(), digest, path="/echo")["status"] == 200
@@ -307,9 +308,9 @@ def test_corrupt_artifact_is_deleted_and_rebuilt(make_app, mini_wasm):
 
 
 def test_requests_prefer_a_worker_with_the_component_loaded(module_app, client, mini_wasm):
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "affine"}'})
-    pool = module_app.extensions["executor"].pool
+    pool = svc(module_app).executor.pool
     run(client, digest, path="/echo")
     holders = [w.slot for w in pool._workers if digest in w.loaded]
     for _ in range(5):
@@ -327,12 +328,12 @@ def test_unwritable_cache_is_bundle_fetch_failed(make_app, mini_hash, tmp_path):
 
 
 def test_compiled_artifacts_are_counted_in_the_cache_size(make_app, mini_wasm, tmp_path):
-    from storage.cache_dir import tree_bytes
+    from storage.bundles.cache_dir import tree_bytes
 
     app = make_app(workers=1, cache_root=str(tmp_path / "cache"))
-    store, bundles = app.extensions["settings"].bundle_store_base, app.extensions["bundles"]
+    store, bundles = svc(app).settings.bundles.bundle_store_base, svc(app).bundles
     for n, first_use in enumerate((lambda d: run(app.test_client(), d, path="/echo"),
-                                   lambda d: app.extensions["executor"].warm("tenant-a", "ext-a", d))):
+                                   lambda d: svc(app).executor.warm("tenant-a", "ext-a", d))):
         digest = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm,
                                                       "manifest.json": b'{"n": "size-%d"}' % n})
         first_use(digest)

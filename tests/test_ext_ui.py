@@ -5,6 +5,7 @@ Flask view alone; both must answer byte for byte the same.
 """
 from __future__ import annotations
 
+from app import service_of as svc
 import gzip
 import hashlib
 import json
@@ -20,8 +21,8 @@ from flask import Flask
 
 from helpers import publish
 from static_cache.headers import DEFAULT_CSP
-from storage.archive import bundle_bytes
-from storage.bundle_store import bundle_key
+from storage.bundles.archive import bundle_bytes
+from storage.bundles.stores import bundle_key
 from test_bundle_store import BundleServer
 
 TENANT, EXT = "tenant-a", "demo-ext"
@@ -81,7 +82,6 @@ def registry():
 def make_ui(request, tmp_path):
     """``make_ui(**settings)``: a test client of the service app on tmp folders, with or without the fast path."""
     from app import create_app
-    from static_cache import index, views
 
     apps = []
 
@@ -91,10 +91,6 @@ def make_ui(request, tmp_path):
                   "secrets_key_file": str(tmp_path / "secrets.key"), "scheduler_enabled": False,
                   "install_samples": False, "alga_auth_key": "test-key", **overrides}
         app = create_app(config)
-        if "static_cache" not in app.blueprints:  # until app.py wires static_cache itself
-            app.extensions["bundles"].on_extract = index.build
-            app.register_blueprint(views.bp)
-            app.wsgi_app = app.extensions["static_ui"].fast_path(app.wsgi_app)
         if request.param == "flask":
             app.wsgi_app = MethodType(Flask.wsgi_app, app)  # the Flask view alone, without the fast path
         apps.append(app)
@@ -102,7 +98,7 @@ def make_ui(request, tmp_path):
 
     yield make
     for app in apps:
-        app.extensions["executor"].pool.close()
+        svc(app).lifecycle.stop()
 
 
 @pytest.fixture
@@ -411,7 +407,7 @@ def test_eviction_while_requests_run(make_ui, store):
     stop.set()
     for w in workers:
         w.join(10)
-    bundles = client.application.extensions["bundles"]
+    bundles = svc(client.application).bundles
     assert failures == [] and bundles.evictions >= 6
 
 

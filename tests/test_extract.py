@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from storage.extract import ExtractError, ExtractLimits, extract_bundle, member_target
+from storage.bundles.extract import ExtractError, ExtractLimits, extract_bundle, member_target
 
 LIMITS = ExtractLimits(max_entries=50, max_file_bytes=1 << 20, max_total_bytes=4 << 20)
 

@@ -1,14 +1,15 @@
 """The standalone gateway /api/ext/<extension>/<path>: resolution, endpoint enforcement, the request it
 builds, how it answers, and tenant isolation. Drives the real executor with the SDK test guest."""
+from app import service_of as svc
 import base64
 import json
 
 import pytest
 
-from runner.gateway import DEV_USER, build_request, match_endpoint
+from standalone.gateway import DEV_USER, build_request, match_endpoint
 from runner.pool import RunnerBusy
 from standalone_helpers import install, sdk_extension, write_extension
-from storage import seed as seeds
+from standalone import seed as seeds
 
 pytestmark = pytest.mark.slow
 TENANT_B = "tenant-b"
@@ -16,7 +17,7 @@ TENANT_B = "tenant-b"
 
 @pytest.fixture(scope="module")
 def app(module_app, tmp_path_factory):
-    module_app.extensions["registry"].create_tenant(TENANT_B, "Tenant B")
+    svc(module_app).standalone.registry.create_tenant(TENANT_B, "Tenant B")
     return module_app
 
 
@@ -50,7 +51,7 @@ def test_request_reaches_the_guest_as_the_alga_gateway_builds_it(client, sdk, ap
     body = r.get_json()
     assert (body["method"], body["path"]) == ("POST", "/dynamic/echo?a=1&b=x+y")
     assert (body["tenantId"], body["extensionId"], body["echo"]) == (
-        app.extensions["settings"].default_tenant, sdk.registry_id, [104, 105])
+        svc(app).settings.registry.default_tenant, sdk.registry_id, [104, 105])
 
 
 def test_ext_proxy_route_is_the_same(client, sdk):
@@ -99,7 +100,7 @@ def test_match_endpoint():
 def test_unknown_and_disabled_extensions(client, sdk, app):
     r = client.get("/api/ext/com.tests.nothing/status")
     assert r.status_code == 404 and r.get_json()["error"] == "extension_not_available"
-    registry = app.extensions["registry"]
+    registry = svc(app).standalone.registry
     registry.set_enabled(sdk.id, False)
     try:
         r = client.get("/api/ext/com.tests.sdk/status")
@@ -126,12 +127,12 @@ def test_tenant_b_reaches_neither_the_install_nor_the_storage_of_tenant_a(client
 
 
 def test_secrets_reach_the_guest(client, sdk, app):
-    app.extensions["secrets"].set(sdk, "ALGA_API_KEY", "s3cret")
+    svc(app).standalone.secrets.set(sdk, "ALGA_API_KEY", "s3cret")
     try:
         body = client.get(f"/api/ext/{sdk.registry_id}/dynamic/secrets").get_json()
         assert body["secrets"] == {"value": "s3cret", "keys": ["ALGA_API_KEY"], "error": None}
     finally:
-        app.extensions["secrets"].remove(sdk, "ALGA_API_KEY")
+        svc(app).standalone.secrets.remove(sdk, "ALGA_API_KEY")
 
 
 def test_the_dev_user_reaches_the_guest(client, sdk):
@@ -141,10 +142,10 @@ def test_the_dev_user_reaches_the_guest(client, sdk):
 
 
 def test_build_request(sdk, app):
-    registry = app.extensions["registry"]
-    registry.set_config(sdk, {"region": "eu"})
+    registry = svc(app).standalone.registry
+    registry.update_config(sdk, {"region": "eu"})
     sdk = registry.install_by_id(sdk.id)
-    registry.set_config(sdk, {})
+    registry.update_config(sdk, {}, removed=("region",))
     routing, doc = build_request(
         sdk, method="POST", path="/dynamic/echo", query={"q": "1"}, headers={"accept": "*/*"}, body=b"x",
         request_id="req-1", idempotency_key="req-1", timeout_ms=1234, secret_envelope={"ciphertext_b64": "e30="},
@@ -166,7 +167,7 @@ def test_build_request(sdk, app):
 
 def test_forwarded_headers_and_idempotency(client, sdk, app, monkeypatch):
     seen = []
-    executor = app.extensions["executor"]
+    executor = svc(app).executor
     real = executor.execute
     monkeypatch.setattr(executor, "execute", lambda headers, req: seen.append((headers, req)) or real(headers, req))
     client.post(f"/api/ext/{sdk.registry_id}/dynamic/echo", data=b"{}", headers={
@@ -185,7 +186,7 @@ def test_runner_busy_is_503(client, sdk, app, monkeypatch):
     def busy(headers, req):
         raise RunnerBusy()
 
-    monkeypatch.setattr(app.extensions["executor"], "execute", busy)
+    monkeypatch.setattr(svc(app).executor, "execute", busy)
     r = client.get(f"/api/ext/{sdk.registry_id}/status")
     assert r.status_code == 503 and r.get_json()["error"] == "runner_busy" and r.headers["Retry-After"] == "1"
 
@@ -213,7 +214,7 @@ def test_seeded_clients_and_services_reach_the_guest(client, sdk, app):
            "services": [{"serviceId": "s1", "serviceName": "Support", "itemKind": "service",
                          "billingMethod": "hourly", "defaultRate": 95.0}]}
     for part in seeds.parse(doc, sdk.tenant_id):
-        seeds.write(app.extensions["registry"], part)
+        seeds.write(svc(app).standalone.registry, part)
     listed = call(client, sdk, "clients", "list-clients", {})["ok"]
     assert [c["clientName"] for c in listed["items"]] == ["Acme"]
     service = call(client, sdk, "services", "get-service", "s1")["ok"]

@@ -7,6 +7,7 @@ which answers the same API. ``get-schedule``, ``get-client`` and
 ``get-service`` return ``result<option<T>, E>``: every test of them checks the
 three arms (some, none, err).
 """
+from app import service_of as svc
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -15,9 +16,9 @@ import pytest
 
 from helpers import base_config
 from fakes import FakeAlga, Guest
-from runner.host import scheduler as host_scheduler
-from storage import schedules
-from storage.db import open_db
+from runner.worker.host import scheduler as host_scheduler
+from storage.registry import schedules
+from storage.registry.db import open_db
 
 SCHED = ["cap:scheduler.manage"]
 INVOICE = ["cap:invoice.manual.create"]
@@ -60,14 +61,14 @@ def reply(alga):
 def remote(shared_dirs, tmp_path_factory, sdk_wasm, alga):
     app = _app(shared_dirs, tmp_path_factory, registry_base_url=alga.url, storage_api_token=alga.token)
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")
 def local(shared_dirs, tmp_path_factory, sdk_wasm):
     app = _app(shared_dirs, tmp_path_factory)
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 def last_body(alga, area):
@@ -385,7 +386,7 @@ def test_not_configured_token_is_internal(make_app, sdk_wasm, alga):
 @pytest.fixture(scope="module")
 def registry(local):
     """The local app's registry, with an install whose version declares endpoints, and seed data."""
-    db_path = local.client.application.extensions["settings"].registry_db
+    db_path = svc(local.client.application).settings.registry.registry_db
     conn = open_db(db_path).conn
     conn.execute("INSERT INTO extension_registry (id, publisher, name) VALUES ('reg-1', 'acme', 'demo')")
     conn.execute("INSERT INTO extension_version (id, registry_id, version, runtime, main_entry, api_endpoints) "

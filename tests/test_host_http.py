@@ -6,6 +6,7 @@ in-process checks of what a component cannot show: the connection goes to the
 address that was checked, TLS keeps the name for SNI and the certificate, the
 per-execution budget, timeouts.
 """
+from app import service_of as svc
 import base64
 import datetime
 import json
@@ -16,13 +17,12 @@ import time
 
 import pytest
 
-from helpers import base_config
+from helpers import call_context, base_config
 from fakes import FakeServer, Guest, wire_bytes
 from helpers import free_port
-from runner.host import http as host_http
-from runner.host.call import CallContext
-from runner.host.values import record
-from runner.wasm_compat import Err
+from runner.worker.host import http as host_http
+from runner.worker.host.values import record
+from runner.worker.wasm_compat import Err
 from settings import Settings
 
 CAP = ["cap:http.fetch"]
@@ -71,7 +71,7 @@ def open_guest(shared_dirs, tmp_path_factory, sdk_wasm):
     app = _app(shared_dirs, tmp_path_factory, egress_allowlist=("localhost", "127.0.0.1"),
                egress_allow_private=True, egress_max_response_bytes=1024)
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def strict_guest(shared_dirs, tmp_path_factory, sdk_wasm):
     """Same allowlist, private destinations refused (the default)."""
     app = _app(shared_dirs, tmp_path_factory, egress_allowlist=("localhost", "127.0.0.1", "example.com"))
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 def req(url, method="GET", headers=(), body=None):
@@ -191,8 +191,7 @@ def test_empty_allowlist_denies_all(make_app, sdk_wasm, server):
 
 def ctx_for(**settings):
     s = Settings.from_env({}, **{"egress_allowlist": ("*",), **settings})
-    return CallContext(settings=s, tenant_id="t", extension_id="e", request_id="r",
-                       grants=frozenset({"cap:http.fetch"}))
+    return call_context(s, request="r", grants={"cap:http.fetch"})
 
 
 def fetch(ctx, url, method="GET", headers=(), body=None):
@@ -314,13 +313,13 @@ def test_https_keeps_the_name_for_sni_and_certificate(tmp_path, monkeypatch):
     server_ctx.load_cert_chain(leaf)
     server_ctx.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
     client_ctx = ssl.create_default_context(cafile=str(ca))
-    monkeypatch.setattr(host_http, "tls_context", lambda: client_ctx)
     with FakeServer(lambda r: (200, {}, b"secure"), ssl_context=server_ctx) as tls:
         real = socket.getaddrinfo
         monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
             [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] if host in ("tls.test", "other.test")
             else real(host, port, *a, **k)))
         ctx = ctx_for(egress_allow_private=True)
+        ctx.host.tls = client_ctx  # the worker's TLS settings, trusting the test CA
         out = fetch(ctx, f"https://tls.test:{tls.port}/")
         assert out.status == 200 and out.body == b"secure"
         assert seen_sni == ["tls.test"]

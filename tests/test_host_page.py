@@ -1,18 +1,21 @@
 """The standalone host page: bridge helpers, HTML, the debug event stream, origin rules."""
 from __future__ import annotations
 
+from app import service_of as svc
 import json
 import re
 import signal
 import time
 
 import pytest
+
+from runner.messages import ExecutionIds
 import requests
 
 from helpers import base_config
 from helpers import free_port, start_gunicorn
-from host_page import bridge, views
-from storage.installer import SAMPLES, Installer
+from standalone.host_page import bridge, views
+from standalone.installer import SAMPLES
 
 HEX = "ab" * 32
 
@@ -67,8 +70,7 @@ TENANT = "51bbbfe5-0720-4d9b-b3e5-b5b43e441a52"  # the default tenant
 
 
 def install(app, folder, tenant=None):
-    installer = Installer(app.extensions["settings"], app.extensions["registry"], app.extensions["bundles"].store)
-    return installer.install(folder, tenant, warm=False).install
+    return svc(app).standalone.installer().install(folder, tenant, warm=False).install
 
 
 def write_extension(folder, manifest, ui=True):
@@ -89,7 +91,7 @@ def site(shared_dirs, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("host-page")
     app = create_app(base_config(shared_dirs, tmp))
     app.testing = True
-    registry = app.extensions["registry"]
+    registry = svc(app).standalone.registry
     hello, sdk = (install(app, folder) for folder in SAMPLES)
     plain = install(app, write_extension(tmp / "plain", {"name": "zz.plain", "ui": {"type": "iframe",
                                                                                    "entry": "ui/index.html"}}))
@@ -99,7 +101,7 @@ def site(shared_dirs, tmp_path_factory):
     registry.set_enabled(off.id, False)
     registry.create_tenant("tenant-b", "Tenant B")
     yield {"app": app, "client": app.test_client(), "hello": hello, "sdk": sdk, "plain": plain, "off": off}
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 def nav_labels(html: str) -> list[str]:
@@ -149,7 +151,7 @@ def test_host_config_carries_a_short_lived_session(site):
     assert config["any_origin"] is False
     assert config["themes"] == bridge.THEMES
     assert config["events_url"] == f"/msp/extensions/{sdk.registry_id}/events?tenant={TENANT}"
-    claims = site["app"].extensions["host_sessions"].verify(config["session"]["token"])
+    claims = svc(site["app"]).standalone.host_page.sessions.verify(config["session"]["token"])
     assert claims["tenant"] == TENANT and claims["extension"] == sdk.registry_id
     assert config["session"]["expires_at"].endswith("Z")
 
@@ -213,7 +215,7 @@ def test_assets_and_theme(site):
 # --- the debug event stream ----------------------------------------------------------------------
 
 def emit(app, extension, message, tenant=TENANT, **fields):
-    app.extensions["executor"].debug.publish({"tenant": tenant, "extension": extension, "request": "r-1"},
+    svc(app).debug.publish(ExecutionIds(tenant, extension, request="r-1"),
                                              {"level": "info", "stream": "log", "message": message, **fields})
 
 
@@ -245,7 +247,7 @@ def test_events_stream_recent_then_live(site, monkeypatch):
         assert json.loads(live.split("data: ", 1)[1])["message"] == "hello from sdk-handler"
     finally:
         r.close()
-    assert not app.extensions["executor"].debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
+    assert not svc(app).executor.debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
 
 
 
@@ -254,7 +256,7 @@ def test_events_closed_early_leave_no_subscriber(site):
     r = site["client"].get(f"/msp/extensions/{rid}/events", buffered=False)
     assert next(chunks(r)) == "retry: 3000\n\n"
     r.close()  # the browser went away before any event was read
-    assert not app.extensions["executor"].debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
+    assert not svc(app).executor.debug._subscribers.get(f"ext-debug:{TENANT}:{rid}")
 
 def test_events_reconnect_skips_what_was_seen(site, monkeypatch):
     monkeypatch.setattr(views, "KEEPALIVE_S", 0.05)
@@ -280,10 +282,10 @@ def test_events_end_when_the_worker_drains(site, monkeypatch):
     try:
         stream = chunks(r)
         assert next(stream) == "retry: 3000\n\n"
-        app.extensions["draining"] = True
+        svc(app).lifecycle.drain()
         assert list(stream) == []  # the generator returned: the browser reconnects to another worker
     finally:
-        app.extensions.pop("draining", None)
+        svc(app).lifecycle.draining = False  # the module's other tests share this app
         r.close()
 
 
@@ -302,7 +304,7 @@ def gunicorn(shared_dirs, tmp_path):
     config = base_config(shared_dirs, tmp_path)
     app = create_app(config)
     rid = install(app, SAMPLES[0]).registry_id
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
     env = {"PORT": str(free_port()), "BUNDLE_STORE_BASE": config["bundle_store_base"],
            "EXT_CACHE_ROOT": config["cache_root"], "EXT_REGISTRY_DB": config["registry_db"],
            "EXT_SECRETS_KEY_FILE": config["secrets_key_file"], "EXT_WORKERS": "1", "EXT_INSTALL_SAMPLES": "false",

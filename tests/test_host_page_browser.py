@@ -5,6 +5,7 @@ Screenshots land in test-artifacts/ (git-ignored) for a human to look at.
 """
 from __future__ import annotations
 
+from app import service_of as svc
 import re
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import pytest
 import requests
 
 from helpers import ROOT
-from host_page.bridge import iframe_src
+from standalone.host_page.bridge import iframe_src
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -44,13 +45,11 @@ def server(shared_dirs, tmp_path_factory):
 
     from app import create_app
     from helpers import base_config
-    from storage.installer import SAMPLES, Installer
+    from standalone.installer import SAMPLES
 
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("browser")),
                       "static_strict_validation": True})
-    executor = app.extensions["executor"]
-    installer = Installer(app.extensions["settings"], app.extensions["registry"], app.extensions["bundles"].store,
-                          executor)
+    installer = svc(app).standalone.installer()
     installs = {folder.name: installer.install(folder).install for folder in SAMPLES}
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -61,7 +60,7 @@ def server(shared_dirs, tmp_path_factory):
     assert r.status_code == 200, f"/ext-ui does not serve the sample UI ({r.status_code}); is it registered?"
     yield {"base": base, "installs": installs}
     httpd.shutdown()
-    executor.pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,25 @@
 """alga:extension/storage in both modes (reference §4.5), from the SDK component.
 
-Standalone: storage/kv.py in the SQLite registry. Attached: a local server that
+Standalone: storage/registry/kv.py in the SQLite registry. Attached: a local server that
 behaves like the Alga internal API (tests/fakes.py FakeAlga).
 """
+from app import service_of as svc
 import base64
 import multiprocessing
 import sqlite3
 
 import pytest
 
-from helpers import base_config
+from helpers import call_context, base_config
 from fakes import FakeAlga, Guest, u64, wire_bytes
 from helpers import decoded_body
-from runner.host import storage as host_storage
-from runner.host.call import CallContext
-from runner.host.values import record
-from runner.wasm_compat import Err
+from runner.worker.host import storage as host_storage
+from runner.worker.host.values import record
+from runner.worker.wasm_compat import Err
 from settings import Settings
-from storage.kv import KVError, KVStore, decode_cursor, encode_cursor
+from storage.registry import kv
+from storage.registry.db import open_db
+from storage.registry.kv import KVError, decode_cursor, encode_cursor
 
 CAP = ["cap:storage.kv"]
 
@@ -39,7 +41,7 @@ def _app(shared_dirs, tmp_path_factory, **overrides):
 def local_app(shared_dirs, tmp_path_factory):
     app = _app(shared_dirs, tmp_path_factory, storage_max_value_bytes=4096)
     yield app
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -148,35 +150,35 @@ def test_cursor_format_is_the_servers():
         decode_cursor("%%%")
 
 
+def _kv(db_path, operation, **body):
+    return kv.handle(open_db(db_path), "t", "i", {"operation": operation, "namespace": "ns", **body}, 1024)
+
+
 def _writer(db_path, worker, rounds):
-    store = KVStore(db_path, 1024)
     done = 0
     while done < rounds:
-        try:
-            current = store.get("t", "i", "ns", "counter")
-            value, revision = int(current.value), current.revision
-        except KVError:
-            value, revision = 0, None
-        try:
-            store.put("t", "i", "ns", "counter", str(value + 1).encode(), revision)
-            store.put("t", "i", "ns", f"w{worker}-{done}", b"x")
-            done += 1
-        except KVError as e:
-            assert e.code == "conflict"
+        status, current = _kv(db_path, "get", key="counter")
+        value, revision = (int(base64.b64decode(current["value"])), current["revision"]) if status == 200 else (0, None)
+        status, _ = _kv(db_path, "put", key="counter", value=base64.b64encode(str(value + 1).encode()).decode(),
+                        ifRevision=revision)
+        if status == 409:
+            continue
+        assert status == 200
+        assert _kv(db_path, "put", key=f"w{worker}-{done}", value="eA==")[0] == 200
+        done += 1
 
 
 def test_concurrent_writers_in_several_processes(tmp_path):
     db = str(tmp_path / "registry.db")
-    KVStore(db, 1024).list("t", "i", "ns")  # create and migrate once
+    _kv(db, "list")  # create and migrate once
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(db, w, 40)) for w in range(4)]
     [p.start() for p in procs]
     [p.join(120) for p in procs]
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    store = KVStore(db, 1024)
-    counter = store.get("t", "i", "ns", "counter")
-    assert int(counter.value) == 160
-    assert counter.revision == 160
+    status, counter = _kv(db, "get", key="counter")
+    assert int(base64.b64decode(counter["value"])) == 160
+    assert counter["revision"] == 160
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM ext_storage WHERE key LIKE 'w%'").fetchone()[0] == 160
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -197,7 +199,7 @@ def attached_guest(shared_dirs, tmp_path_factory, sdk_wasm, alga):
     app = _app(shared_dirs, tmp_path_factory, storage_api_base_url=alga.url + "/api/",
                storage_api_token=alga.token, workers=1)
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.mark.slow
@@ -238,8 +240,7 @@ def test_attached_install_id_is_a_path_segment(attached_guest, alga):
 
 def ctx_for(alga, **settings):
     s = Settings.from_env({}, **{"storage_api_base_url": alga.url, "storage_api_token": alga.token, **settings})
-    return CallContext(settings=s, tenant_id="t", extension_id="e", install_id="inst",
-                       grants=frozenset({"cap:storage.kv"}))
+    return call_context(s, install="inst", grants={"cap:storage.kv"})
 
 
 @pytest.mark.parametrize("status,code", [(401, "denied"), (403, "denied"), (404, "missing"), (409, "conflict"),

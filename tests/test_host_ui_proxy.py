@@ -1,16 +1,17 @@
 """alga:extension/ui-proxy (reference §4.6, scenarios 17-19, DECISIONS 7)."""
+from app import service_of as svc
+import dataclasses
 import base64
 import json
 import time
 
 import pytest
 
-from helpers import base_config
+from helpers import call_context, base_config
 from fakes import FakeServer, Guest, wire_bytes
 from helpers import decoded_body
-from runner.host import ui_proxy
-from runner.host.call import CallContext
-from runner.wasm_compat import Err
+from runner.worker.host import ui_proxy
+from runner.worker.wasm_compat import Err
 from settings import Settings
 
 CAP = ["cap:ui.proxy"]
@@ -43,7 +44,7 @@ def app(shared_dirs, tmp_path_factory, backend):
                       "ui_proxy_timeout_ms": 2000})
     app.testing = True
     yield app
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +164,13 @@ def test_status_mapping(backend, status, code):
 
 def ctx_for(base, **settings):
     s = Settings.from_env({}, **{"ui_proxy_base_url": base, "ui_proxy_auth_key": "proxy-secret", **settings})
-    return CallContext(settings=s, tenant_id="tenant-ok", extension_id="ext-ok", install_id="i",
-                       grants=frozenset({"cap:ui.proxy"}), secrets={"api_key": "ak"})
+    return call_context(s, tenant="tenant-ok", extension="ext-ok", install="i", grants={"cap:ui.proxy"},
+                        secrets={"api_key": "ak"})
 
 
 def test_missing_tenant_or_extension_is_internal(backend):
     ctx = ctx_for(backend.url)
-    ctx.tenant_id = ""
+    ctx.ids = dataclasses.replace(ctx.ids, tenant="")
     assert ui_proxy.call_route(ctx, "/x", None).payload == "internal"
 
 

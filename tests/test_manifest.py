@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from storage.manifest import DEFAULT_PUBLISHER, ManifestError, load, validate
+from standalone.manifest import DEFAULT_PUBLISHER, ManifestError, load, validate
 
 GOOD = {
     "name": "com.example.demo", "publisher": "Example", "version": "1.2.3-beta.1+build.5", "runtime": "wasm-js@1",

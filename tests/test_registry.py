@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from storage.manifest import validate
-from storage.registry import DEFAULT_TENANT_NAME, Registry, RegistryError
+from standalone.manifest import validate
+from storage.registry.installs import DEFAULT_TENANT_NAME, Registry, RegistryError
 
 TENANT = "tenant-a"
 NS = uuid.UUID("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
@@ -114,7 +114,8 @@ def test_validate_ui(registry):
 
 def test_config_is_read_as_strings(registry):
     i = upsert(registry).install
-    registry.set_config(i, {"a": "1"})
+    assert registry.update_config(i, {"a": "1", "b": "2"}) == {"a": "1", "b": "2"}
+    assert registry.update_config(i, {}, removed=("b",)) == {"a": "1"}
     assert registry.install_by_id(i.id).config == {"a": "1"}
     registry.db.execute("UPDATE tenant_extension_install_config SET config = ? WHERE install_id = ?",
                         [json.dumps({"n": 5, "o": {"x": True}}), i.id])
@@ -167,12 +168,11 @@ def test_concurrent_upserts_from_separate_connections(tmp_path):
 
 
 def test_connections_per_thread_and_process_migrations_once_per_path(tmp_path, monkeypatch):
-    import migrations
-    from storage import db as storage_db
+    from storage.registry import db as storage_db
 
     applied = []
-    real_apply = migrations.apply
-    monkeypatch.setattr(migrations, "apply", lambda conn: applied.append(1) or real_apply(conn))
+    real_migrate = storage_db.migrate
+    monkeypatch.setattr(storage_db, "migrate", lambda db: applied.append(1) or real_migrate(db))
     path = tmp_path / "r.db"
     first = storage_db.open_db(path)
     assert storage_db.open_db(path) is first

@@ -9,10 +9,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from helpers import free_port
-from settings import Settings
-from storage.archive import bundle_bytes
-from storage.bundle_store import BundleNotFound, BundleStoreError, S3BundleStore, bundle_key, open_bundle_store
-from storage.bundles import ArchiveHashMismatch, BundleCache
+from storage.bundles.settings import BundleSettings
+from storage.bundles.archive import bundle_bytes
+from storage.bundles.stores import BundleNotFound, BundleStoreError, S3BundleStore, bundle_key, open_bundle_store
+from storage.bundles.cache import ArchiveHashMismatch, BundleCache
 
 BUCKET = "extensions"
 CREDS = {"s3_access_key": "minioadmin", "s3_secret_key": "minioadmin", "s3_region": "us-east-1"}
@@ -30,8 +30,8 @@ def moto_endpoint():
     server.stop()
 
 
-def s3_settings(base: str, tmp_path, **overrides) -> Settings:
-    return Settings.from_env({}, bundle_store_base=base, cache_root=str(tmp_path / "cache"),
+def s3_settings(base: str, tmp_path, **overrides) -> BundleSettings:
+    return BundleSettings(bundle_store_base=base, cache_root=str(tmp_path / "cache"),
                              bundle_fetch_timeout_ms=3000, **CREDS, **overrides)
 
 
@@ -96,7 +96,7 @@ def test_cache_over_s3_verifies_the_hash_and_leaves_no_temp_files(moto_endpoint,
 
     cache = BundleCache(cfg)
     cached = cache.ensure("t", "e", good_hash)
-    assert (cached.ui_dir / "index.html").read_bytes() == b"<html>s3</html>"
+    assert (cached.root / "ui" / "index.html").read_bytes() == b"<html>s3</html>"
     with pytest.raises(ArchiveHashMismatch, match=f"expected {wrong_hash}, got {good_hash}"):
         cache.ensure("t", "e", wrong_hash)
     assert not (tmp_path / "cache" / wrong_hash).exists()

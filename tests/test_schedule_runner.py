@@ -1,5 +1,6 @@
 """The in-process scheduler: due rows fire once (claimed), as Alga's jobs worker calls, with the
 last-run columns recorded and next_run_at advanced in the schedule's time zone."""
+from app import service_of as svc
 import base64
 import threading
 import time
@@ -8,22 +9,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runner import schedule_runner
+from standalone import scheduler as schedule_runner
+from storage.registry.schedules import iso
 from runner.contract import envelope
 from runner.pool import RunnerBusy
-from runner.schedule_runner import ScheduleRunner
+from standalone.scheduler import ScheduleLoop
 from standalone_helpers import install, sdk_extension, write_extension
-from storage.manifest import validate
-from storage.registry import Registry
-from storage.secrets_store import SecretsStore
+from standalone.manifest import validate
+from storage.registry.installs import Registry
+from storage.registry.secrets import SecretsStore
 
 T0 = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)
 TENANT = "tenant-s"
-
-
-class Settings:
-    default_timeout_ms = 5000
-    scheduler_tick_ms = 20
 
 
 @pytest.fixture
@@ -55,7 +52,7 @@ def calls(monkeypatch):
 
 
 def runner_for(registry, tmp_path):
-    return ScheduleRunner(Settings, registry, SecretsStore(registry, tmp_path / "key"), executor=None)
+    return ScheduleLoop(registry, SecretsStore(registry, tmp_path / "key"), executor=None, tick_ms=20, timeout_ms=5000)
 
 
 def add_schedule(registry, cron="* * * * *", tz="UTC", method="POST", path="/echo", payload='{"a":1}',
@@ -66,7 +63,7 @@ def add_schedule(registry, cron="* * * * *", tz="UTC", method="POST", path="/ech
         "INSERT INTO ext_schedule (id, tenant_id, install_id, endpoint_path, endpoint_method, cron, timezone, "
         "enabled, payload, next_run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [schedule_id, TENANT, install.id, path, method, cron, tz, enabled, payload,
-         next_run and schedule_runner._iso(next_run)])
+         next_run and iso(next_run)])
     return schedule_id
 
 
@@ -186,12 +183,13 @@ def test_an_unusable_cron_is_disabled(registry, calls, tmp_path):
 @pytest.mark.slow
 def test_the_app_scheduler_thread_runs_a_real_component(make_app, mini_wasm, tmp_path):
     app = make_app(scheduler_enabled=True, scheduler_tick_ms=50)
-    scheduler = app.extensions["scheduler"]
+    scheduler = svc(app).standalone.scheduler
+    svc(app).lifecycle.start()  # what Gunicorn's post_worker_init does
     try:
         folder = write_extension(tmp_path / "mini", name="com.tests.cron-mini", wasm=mini_wasm, ui_html=None,
                                  endpoints=[{"method": "POST", "path": "/echo", "handler": "h"}])
         result = install(app, folder)
-        registry = app.extensions["registry"]
+        registry = svc(app).standalone.registry
         schedule_id = str(uuid.uuid4())
         registry.db.execute(
             "INSERT INTO ext_schedule (id, tenant_id, install_id, endpoint_path, endpoint_method, cron, timezone, "
@@ -202,7 +200,7 @@ def test_the_app_scheduler_thread_runs_a_real_component(make_app, mini_wasm, tmp
             time.sleep(0.1)
         after = row(registry, schedule_id)
         assert (after["last_run_status"], after["last_error"]) == ("success", None)
-        assert after["next_run_at"] > schedule_runner._iso(datetime.now(timezone.utc))
+        assert after["next_run_at"] > iso(datetime.now(timezone.utc))
     finally:
         scheduler.stop()
 
@@ -218,7 +216,7 @@ def test_a_schedule_the_guest_creates_through_the_host_api_runs(module_app, tmp_
 
     created = scheduler("create-schedule", {"endpoint": "GET /status", "cron": "*/5 * * * *"})
     assert created["success"], created
-    runs = module_app.extensions["scheduler"].run_due(datetime.now(timezone.utc) + timedelta(minutes=6))
+    runs = svc(module_app).standalone.scheduler.run_due(datetime.now(timezone.utc) + timedelta(minutes=6))
     assert [(r.schedule_id, r.status) for r in runs] == [(created["scheduleId"], "success")]
     info = scheduler("get-schedule", created["scheduleId"])
     assert (info["lastRunStatus"], info["lastError"]) == ("success", None)

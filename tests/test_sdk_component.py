@@ -3,6 +3,7 @@ reference scenarios 13-17 and the executor's limits on a 13 MB StarlingMonkey gu
 
 Compiling it takes ~4 s; the session-shared cache root means once per test run.
 """
+from app import service_of as svc
 import base64
 import json
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def sdk(module_app, sdk_wasm):
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     digest = publish(store, "tenant-ok", "ext-ok", {"dist/main.wasm": sdk_wasm})
     return {"hash": digest, "client": module_app.test_client()}
 
@@ -107,7 +108,7 @@ def test_large_request_body_round_trip(sdk):
 
 def test_guest_logs_reach_the_debug_stream_with_context(module_app, sdk):
     run(sdk, path="/log", http={"query": {"msg": "hello-debug"}})
-    events = module_app.extensions["executor"].debug.recent("tenant-ok", "ext-ok")
+    events = svc(module_app).executor.debug.recent("tenant-ok", "ext-ok")
     mine = [e for e in events if "hello-debug" in e["message"]]
     assert [e["level"] for e in mine] == ["info", "warn", "error"]
     assert all(e["tenant"] == "tenant-ok" and e["install"] == "install-1" for e in mine)

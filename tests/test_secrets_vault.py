@@ -1,5 +1,6 @@
 """Vault transit secret envelopes (reference §4.3) against a local server that answers like
 Vault's ``/v1/{mount}/decrypt/{key}``; secret values never reach errors, logs or the debug stream."""
+from app import service_of as svc
 import json
 
 import pytest
@@ -9,7 +10,7 @@ from fakes import FakeVault, Guest
 from helpers import decoded_body
 from runner.contract import SecretEnvelope
 from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
-from settings import Settings
+from runner.settings import RunnerSettings
 
 SECRETS = {"ALGA_API_KEY": "sk_live_secret", "OTHER_TOKEN": "tok-2", "api_key": "ak-9"}
 
@@ -29,9 +30,8 @@ def token_file(tmp_path):
 
 
 def opener(vault, token_file, **overrides):
-    s = Settings.from_env({}, **{"vault_addr": vault.url, "vault_token_file": str(token_file),
-                                 "vault_namespace": "team-a", **overrides})
-    return EnvelopeOpener(s)
+    return EnvelopeOpener(RunnerSettings(**{"vault_addr": vault.url, "vault_token_file": str(token_file),
+                                            "vault_namespace": "team-a", **overrides}))
 
 
 def envelope(ciphertext, **kw):
@@ -172,7 +172,7 @@ def guest(shared_dirs, tmp_path_factory, sdk_wasm, vault):
                       "vault_token_file": str(tmp / "token"), "vault_namespace": "team-a"})
     app.testing = True
     yield Guest(app, sdk_wasm)
-    app.extensions["executor"].pool.close()
+    svc(app).lifecycle.stop()
 
 
 def vault_envelope(ciphertext):
@@ -198,7 +198,7 @@ def test_guest_denied_without_capability(guest, vault):
 
 @pytest.mark.slow
 def test_vault_failure_is_secret_decrypt_failed_without_values(guest, vault, capfd):
-    executor = guest.client.application.extensions["executor"]
+    executor = svc(guest.client.application).executor
     out = guest.execute("/dynamic/secrets", providers=["cap:secrets.get"],
                         secret_envelope=vault_envelope("vault:v1:never-issued"))
     assert out == {"status": 500, "headers": {}, "body_b64": None, "error": "secret_decrypt_failed"}

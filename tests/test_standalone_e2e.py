@@ -1,5 +1,6 @@
 """Standalone mode end to end, in one running app: pack -> install -> /api/ext -> /ext-ui (strict) ->
 reinstall a change (served at once, no restart) -> uninstall -> 404; and the samples `make run` installs."""
+from app import service_of as svc
 import json
 import os
 import signal
@@ -48,7 +49,7 @@ def test_pack_install_call_ui_reinstall_uninstall(make_app, mini_wasm, tmp_path)
     ui = client.get(ui_path(second["ui_url"]))
     assert ui.status_code == 200 and b"<h1>v2</h1>" in ui.data
     assert client.post("/api/ext/com.tests.e2e/echo", data=b"again").data == b"again"
-    registry = app.extensions["registry"]
+    registry = svc(app).standalone.registry
     assert not registry.validate_ui(first["tenant"], first["registry_id"], first["content_hash"])
 
     assert cli.invoke(args=["ext", "uninstall", "com.tests.e2e"]).exit_code == 0

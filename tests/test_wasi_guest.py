@@ -1,4 +1,5 @@
 """A componentize-py guest (imports WASI p2): sandboxed WASI, stdout/stderr captured with context."""
+from app import service_of as svc
 import time
 
 import pytest
@@ -10,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def py_guest(module_app):
-    store = module_app.extensions["settings"].bundle_store_base
+    store = svc(module_app).settings.bundles.bundle_store_base
     digest = publish(store, "tenant-py", "ext-py", {"dist/main.wasm": (GUESTS / "py-guest.wasm").read_bytes()})
     return {"hash": digest, "client": module_app.test_client(), "app": module_app}
 
@@ -25,7 +26,7 @@ def run(guest, path, **kw):
 def test_stdout_and_stderr_reach_the_debug_stream_with_context(py_guest):
     out = run(py_guest, "/print")
     assert out["status"] == 200, out
-    events = py_guest["app"].extensions["executor"].debug.recent("tenant-py", "ext-py")
+    events = svc(py_guest["app"]).executor.debug.recent("tenant-py", "ext-py")
     by_stream = {e["stream"]: e for e in events if "python" in e["message"]}
     assert by_stream["stdout"]["message"] == "hello on stdout from python"
     assert by_stream["stderr"]["message"] == "warning on stderr from python"

@@ -1,0 +1,73 @@
+"""Settings of the executor: worker pool, limits, host interfaces, secrets and the debug stream."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from service.config import setting
+
+MiB = 1 << 20
+
+
+def cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    inbound_token: str = setting(
+        "EXT_INBOUND_TOKEN", "",
+        "When set, /v1/execute requires it (x-runner-service-token or Bearer). Never RUNNER_SERVICE_TOKEN: "
+        "Alga's gateway and scheduled jobs send no token.")
+    # worker pool
+    workers: int = setting("EXT_WORKERS", 0, "Worker processes running components (0 = CPU count).",
+                           shown_default="CPU count")
+    component_cache_size: int = setting("EXT_COMPONENT_CACHE_SIZE", 16, "Loaded components kept per worker (LRU).")
+    queue_size: int = setting("EXT_QUEUE_SIZE", 64, "Executions waiting for a worker before 503 runner_busy.")
+    queue_timeout_ms: int = setting("EXT_QUEUE_TIMEOUT_MS", 10000, "Longest wait for a free worker.")
+    default_timeout_ms: int = setting("EXT_DEFAULT_TIMEOUT_MS", 30000, "Timeout when limits.timeout_ms is absent.")
+    default_memory_mb: int = setting("EXT_DEFAULT_MEMORY_MB", 256,
+                                     "Linear memory cap when limits.memory_mb is absent.")
+    worker_spin_us: int = setting(
+        "EXT_WORKER_SPIN_US", 2000,
+        "After a call, a worker polls for the next one this long before sleeping (lower latency, some CPU).")
+    hard_deadline_grace_ms: int = setting("EXT_HARD_DEADLINE_GRACE_MS", 5000,
+                                          "A worker still busy this long after the timeout is killed and replaced.")
+    max_request_bytes: int = setting("EXT_MAX_REQUEST_BYTES", 14 * MiB,
+                                     "Largest /v1/execute JSON body (413 above).")
+    idempotency_max_entries: int = setting("EXT_IDEMPOTENCY_MAX_ENTRIES", 10000, "Stored idempotent responses.")
+    idempotency_ttl_s: int = setting("EXT_IDEMPOTENCY_TTL_S", 3600, "How long an idempotent response is replayed.")
+    secret_cache_max_entries: int = setting("EXT_SECRET_CACHE_MAX_ENTRIES", 1024,
+                                            "Decrypted envelopes kept (30 s TTL).")
+    # egress (http.fetch)
+    egress_allowlist: tuple[str, ...] = setting(
+        "EXT_EGRESS_ALLOWLIST", (),
+        "Hosts http.fetch may reach: empty denies all, `*` all, `example.com` + subdomains, `*.example.com`.")
+    egress_allow_private: bool = setting("EXT_EGRESS_ALLOW_PRIVATE", False,
+                                         "Allow loopback/private/link-local destinations.")
+    egress_max_response_bytes: int = setting("EXT_EGRESS_MAX_RESPONSE_BYTES", 8 * MiB, "Largest fetched body.")
+    egress_max_requests: int = setting("EXT_EGRESS_MAX_REQUESTS", 50, "Fetches allowed per execution.")
+    egress_timeout_ms: int = setting("EXT_EGRESS_TIMEOUT_MS", 30000, "Timeout of one fetch.")
+    # host interfaces
+    storage_max_value_bytes: int = setting("EXT_STORAGE_MAX_VALUE_BYTES", 1 * MiB, "Largest storage value.")
+    ui_proxy_base_url: str = setting("UI_PROXY_BASE_URL", "", "ui-proxy target; unset = route-not-found.")
+    ui_proxy_auth_key: str = setting("UI_PROXY_AUTH_KEY", "", "Sent as x-runner-auth on ui-proxy calls.")
+    ui_proxy_timeout_ms: int = setting("UI_PROXY_TIMEOUT_MS", 5000, "ui-proxy call timeout.")
+    # secrets
+    vault_addr: str = setting("VAULT_ADDR", "", "Vault for vault-transit envelopes.", aliases=("ALGA_VAULT_ADDR",))
+    vault_token_file: str = setting("ALGA_VAULT_TOKEN_FILE", "/run/secrets/alga_vault_token", "Vault token file.")
+    vault_namespace: str = setting("VAULT_NAMESPACE", "", "X-Vault-Namespace header.")
+    vault_transit_mount: str = setting("ALGA_VAULT_TRANSIT_MOUNT", "transit",
+                                       "Transit mount when the envelope has none.")
+    # debug stream
+    debug_redis_url: str = setting("RUNNER_DEBUG_REDIS_URL", "",
+                                   "Redis for the live debug stream (off when empty).")
+    debug_redis_password: str = setting("RUNNER_DEBUG_REDIS_PASSWORD", "", "Injected into the Redis URL.")
+    debug_stream_prefix: str = setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "ext-debug:", "Stream key prefix.")
+    debug_stream_maxlen: int = setting("RUNNER_DEBUG_REDIS_MAXLEN", 2000, "Approximate MAXLEN per stream.")
+    debug_max_event_bytes: int = setting("RUNNER_DEBUG_MAX_EVENT_BYTES", 8192,
+                                         "Messages are cut at this many bytes.")
+
+    def __post_init__(self) -> None:
+        if not self.workers:
+            object.__setattr__(self, "workers", cpu_count())

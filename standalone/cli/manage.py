@@ -1,0 +1,187 @@
+"""``flask ext`` commands for an install's data and for tenants: config, secrets, tenants, seed, logs."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from runner.debug.publisher import redis_url
+from runner.debug.stream import stream_key
+from standalone import seed as seeds
+from standalone.cli.support import echo, find_install, friendly, json_option, state, tenant_option
+
+
+@click.group(cls=AppGroup)
+def config():
+    """Install config: strings the extension receives as context.config."""
+
+
+@config.command("set")
+@click.argument("name_or_id")
+@click.argument("key")
+@click.argument("value")
+@tenant_option
+def config_set(name_or_id, key, value, tenant):
+    i = find_install(name_or_id, tenant)
+    state().registry.update_config(i, {key: value})
+    click.echo(f"set {key} for {i.name}")
+
+
+@config.command("get")
+@click.argument("name_or_id")
+@click.argument("key", required=False)
+@tenant_option
+@json_option
+def config_get(name_or_id, key, tenant, as_json):
+    i = find_install(name_or_id, tenant)
+    if key is None:
+        echo(as_json, i.config, "\n".join(f"{k}={v}" for k, v in sorted(i.config.items())))
+    elif key not in i.config:
+        raise click.ClickException(f"{i.name} has no config key {key!r}; set it with: flask ext config set")
+    else:
+        echo(as_json, {key: i.config[key]}, i.config[key])
+
+
+@config.command("unset")
+@click.argument("name_or_id")
+@click.argument("key")
+@tenant_option
+def config_unset(name_or_id, key, tenant):
+    i = find_install(name_or_id, tenant)
+    state().registry.update_config(i, {}, removed=(key,))
+    click.echo(f"unset {key} for {i.name}")
+
+
+@click.group(cls=AppGroup)
+def secrets():
+    """Install secrets, encrypted at rest (EXT_SECRETS_KEY_FILE); values are never printed."""
+
+
+@secrets.command("set")
+@click.argument("name_or_id")
+@click.argument("key")
+@click.option("--value", prompt=True, hide_input=True, help="The value (prompted for, hidden, when not given).")
+@tenant_option
+@friendly
+def secrets_set(name_or_id, key, value, tenant):
+    i = find_install(name_or_id, tenant)
+    state().secrets.set(i, key, value)
+    click.echo(f"stored secret {key} for {i.name}")
+
+
+@secrets.command("list")
+@click.argument("name_or_id")
+@tenant_option
+@json_option
+@friendly
+def secrets_list(name_or_id, tenant, as_json):
+    names = state().secrets.names(find_install(name_or_id, tenant))
+    echo(as_json, names, "\n".join(names) or "(no secrets)")
+
+
+@secrets.command("rm")
+@click.argument("name_or_id")
+@click.argument("key")
+@tenant_option
+@friendly
+def secrets_rm(name_or_id, key, tenant):
+    i = find_install(name_or_id, tenant)
+    if not state().secrets.remove(i, key):
+        raise click.ClickException(f"{i.name} has no secret {key!r}; see: flask ext secrets list {i.name}")
+    click.echo(f"removed secret {key} from {i.name}")
+
+
+@click.group(cls=AppGroup)
+def tenants():
+    """Tenants of the standalone registry (the default one is created automatically)."""
+
+
+@tenants.command("create")
+@click.argument("tenant_id")
+@click.option("--name", help="Display name (default: the id).")
+@json_option
+@friendly
+def tenants_create(tenant_id, name, as_json):
+    t = state().registry.create_tenant(tenant_id, name or tenant_id)
+    echo(as_json, vars(t), f"created tenant {t.id} ({t.name})")
+
+
+@tenants.command("list")
+@json_option
+def tenants_list(as_json):
+    found = state().registry.tenants()
+    echo(as_json, [vars(t) for t in found], "\n".join(f"{t.id}  {t.name}" for t in found))
+
+
+@click.command()
+@with_appcontext
+@click.argument("file", type=click.File("r"))
+@friendly
+def seed(file):
+    """Load clients and services for the host API: {"tenant", "clients": [...], "services": [...]}."""
+    try:
+        doc = json.load(file)
+    except ValueError as e:
+        raise click.ClickException(f"{file.name} is not valid JSON: {e}") from None
+    for part in seeds.parse(doc, state().default_tenant):
+        seeds.write(state().registry, part)
+        click.echo(f"tenant {part.tenant}: {len(part.clients)} client(s), {len(part.services)} service(s)")
+
+
+@click.command()
+@with_appcontext
+@click.argument("name_or_id")
+@tenant_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (needs RUNNER_DEBUG_REDIS_URL).")
+@click.option("--limit", "-n", default=100, show_default=True, help="How many recent events to print.")
+@json_option
+def logs(name_or_id, tenant, follow, limit, as_json):
+    """The extension's debug stream: guest log lines, stderr and failures."""
+    i = find_install(name_or_id, tenant)
+    settings = state().runner
+    if not settings.debug_redis_url:
+        click.echo("note: RUNNER_DEBUG_REDIS_URL is not set, so this command only sees events of executions run "
+                   "in its own process (the server keeps its events in its memory and its log output); set "
+                   "RUNNER_DEBUG_REDIS_URL for the server and this command to read the server's stream.", err=True)
+        if follow:
+            raise click.ClickException("--follow needs RUNNER_DEBUG_REDIS_URL")
+        for event in state().debug.recent(i.tenant_id, i.registry_id, limit):
+            _print_event(event, as_json)
+        return
+    key = stream_key(settings.debug_stream_prefix, i.tenant_id, i.registry_id)
+    try:
+        for event in _redis_events(settings, key, limit, follow):
+            _print_event(event, as_json)
+    except KeyboardInterrupt:
+        pass
+
+
+def _redis_events(settings, key: str, limit: int, follow: bool):
+    """The last ``limit`` events of the stream (XREVRANGE), then new ones as they come (XREAD BLOCK)."""
+    import redis  # noqa: PLC0415 (only this command needs it)
+
+    url = redis_url(settings.debug_redis_url, settings.debug_redis_password)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        entries = client.xrevrange(key, count=limit)[::-1]
+        yield from (fields for _, fields in entries)
+        last = entries[-1][0] if entries else "$"
+        while follow:
+            for _, items in client.xread({key: last}, block=5000, count=100) or []:
+                for last, fields in items:
+                    yield fields
+    except redis.RedisError as e:
+        raise click.ClickException(f"cannot read the debug stream from Redis ({e}); check RUNNER_DEBUG_REDIS_URL "
+                                   "and RUNNER_DEBUG_REDIS_PASSWORD") from None
+
+
+def _print_event(event: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(event))
+        return
+    ts = datetime.fromtimestamp(int(event.get("ts", 0)) / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    request = f" {event['request']}" if event.get("request") else ""
+    level, stream = event.get("level", "info"), event.get("stream", "log")
+    click.echo(f"{ts} {level:5} [{stream}]{request} {event.get('message', '')}")

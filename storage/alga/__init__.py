@@ -1,0 +1,1 @@
+"""Attached mode: clients of the Alga server, where installs and extension data live then."""

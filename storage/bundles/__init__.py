@@ -1,0 +1,1 @@
+"""Bundle bytes: stores (folder, HTTP, S3), archives, safe extraction and the content-addressed cache."""
