@@ -56,7 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for name in unknown_names(os.environ):
         log.warning("unknown setting %s is ignored (typo?)", name, extra={"setting": name})
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # every static file has its own route
     app.config["MAX_CONTENT_LENGTH"] = settings.runner.max_request_bytes
     app.json.sort_keys = False
     app.register_error_handler(HTTPException, http_error)

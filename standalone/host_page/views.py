@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Flask, Response, render_template, request, url_for
 
 from runner.debug.stream import DebugStream
+from service.errors import json_error
 from service.lifecycle import Lifecycle
 from standalone.host_page import bridge
 from storage.registry.installs import Registry
@@ -62,7 +63,7 @@ def _blueprint(page: HostPage) -> Blueprint:
         """Server-Sent Events: the recent debug events of the extension, then new ones as they come."""
         tenant = _tenant(page)
         if _find(_ui_installs(page, tenant), registry_id) is None:
-            return _no_store(Response("unknown extension\n", 404, mimetype="text/plain"))
+            return json_error(404, "extension_not_available", f"{registry_id!r} has no UI for tenant {tenant}")
         stream = _stream(page.debug, tenant, registry_id, _last_event_id(), lambda: page.lifecycle.draining)
         response = Response(stream, mimetype="text/event-stream")
         response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
