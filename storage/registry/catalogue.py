@@ -9,7 +9,7 @@ written by :func:`replace_seed` from ``flask ext seed`` files.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import sqlite_utils
 
@@ -31,37 +31,40 @@ def replace_seed(db: sqlite_utils.Database, tenant: str, clients: list[dict], se
 
 
 def clients(db: sqlite_utils.Database, tenant: str, _install: str, body: dict) -> tuple[int, Any]:
-    params = body.get("input") or {}
-    items = _rows(db, "seed_client", "client_id", "clientId", tenant)
-    if body.get("operation") == "get":
-        return 200, {"item": _find(items, params.get("clientId"), "clientId", "client_id")}
-    search = params.get("search") or ""
-    if not isinstance(search, str) or len(search) > 200:
-        return INVALID
-    if not params.get("includeInactive"):
-        items = [c for c in items if pick(c, "isInactive", "is_inactive") is not True]
-    if search.strip():
-        items = _search(items, search.strip(), ("clientName", "client_name"), ("clientId", "client_id"),
-                        ("billingEmail", "billing_email"))
-    return _page(items, params, "clientName", "client_name")
+    def narrow(items: list[dict], params: dict, search: str) -> list[dict]:
+        if not params.get("includeInactive"):
+            items = [c for c in items if pick(c, "isInactive", "is_inactive") is not True]
+        return _search(items, search, ("clientName", "client_name"), ("clientId", "client_id"),
+                       ("billingEmail", "billing_email"))
+
+    return _answer(body, _rows(db, "seed_client", "client_id", "clientId", tenant), ("clientId", "client_id"),
+                   narrow, ("clientName", "client_name"))
 
 
 def services(db: sqlite_utils.Database, tenant: str, _install: str, body: dict) -> tuple[int, Any]:
+    def narrow(items: list[dict], params: dict, search: str) -> list[dict]:
+        for key, keys in (("itemKind", ("itemKind", "item_kind")),
+                          ("billingMethod", ("billingMethod", "billing_method"))):
+            if params.get(key) is not None:
+                items = [s for s in items if pick(s, *keys) == params[key]]
+        if isinstance(params.get("isActive"), bool):
+            items = [s for s in items if (pick(s, "isActive", "is_active") is not False) == params["isActive"]]
+        return _search(items, search, ("serviceName", "service_name"), ("description",), ("sku",))
+
+    return _answer(body, _rows(db, "seed_service", "service_id", "serviceId", tenant), ("serviceId", "service_id"),
+                   narrow, ("serviceName", "service_name"))
+
+
+def _answer(body: dict, items: list[dict], id_keys: tuple[str, str],
+            narrow: Callable[[list[dict], dict, str], list[dict]], name_keys: tuple[str, str]) -> tuple[int, Any]:
+    """``get``: the item or null; ``list``: the narrowed, searched, sorted page."""
     params = body.get("input") or {}
-    items = _rows(db, "seed_service", "service_id", "serviceId", tenant)
     if body.get("operation") == "get":
-        return 200, {"item": _find(items, params.get("serviceId"), "serviceId", "service_id")}
+        return 200, {"item": _find(items, params.get(id_keys[0]), *id_keys)}
     search = params.get("search") or ""
     if not isinstance(search, str) or len(search) > 200:
         return INVALID
-    for key, keys in (("itemKind", ("itemKind", "item_kind")), ("billingMethod", ("billingMethod", "billing_method"))):
-        if params.get(key) is not None:
-            items = [s for s in items if pick(s, *keys) == params[key]]
-    if isinstance(params.get("isActive"), bool):
-        items = [s for s in items if (pick(s, "isActive", "is_active") is not False) == params["isActive"]]
-    if search.strip():
-        items = _search(items, search.strip(), ("serviceName", "service_name"), ("description",), ("sku",))
-    return _page(items, params, "serviceName", "service_name")
+    return _page(narrow(items, params, search.strip()), params, *name_keys)
 
 
 def _rows(db: sqlite_utils.Database, table: str, id_column: str, id_key: str, tenant: str) -> list[dict]:
@@ -84,7 +87,9 @@ def _find(items: list[dict], wanted: Any, *id_keys: str) -> dict | None:
 
 
 def _search(items: list[dict], search: str, *keys: tuple[str, ...]) -> list[dict]:
-    """Items where ``search`` occurs (case-insensitive) in any of the fields ``keys``."""
+    """Items where ``search`` occurs (case-insensitive) in any of the fields ``keys``; all for no search."""
+    if not search:
+        return items
     term = search.casefold()
     return [i for i in items if any(term in str(pick(i, *k) or "").casefold() for k in keys)]
 
