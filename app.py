@@ -24,6 +24,7 @@ from runner.debug.stream import DebugStream
 from runner.executor import Executor
 from runner.messages import WorkerConfig
 from runner.pool import Pool
+from runner.replays import replay_store
 from service import logs
 from service.errors import http_error
 from service.lifecycle import Lifecycle
@@ -66,7 +67,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     publisher = RedisPublisher.from_settings(settings.runner)
     debug = DebugStream(settings.runner, redis_publisher=publisher)
     pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level))
-    executor = Executor(settings.runner, bundles, debug, pool)
+    replays = replay_store(settings.runner.shared_redis_url, settings.runner.idempotency_max_entries,
+                           settings.runner.idempotency_ttl_s)
+    executor = Executor(settings.runner, bundles, debug, pool, replays)
     lifecycle.add(pool)
     if publisher is not None:
         lifecycle.add(publisher)

@@ -21,10 +21,10 @@ from runner.debug.stream import DebugStream
 from runner.messages import OK, ExecutionIds, GuestRequest, Job
 from runner.policy import capabilities
 from runner.pool import ExecutionFailed, Pool, RunnerBusy
+from runner.replays import ReplayStore
 from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
 from runner.settings import RunnerSettings
 from service import metrics
-from service.caches import ExpiringCache
 from storage.bundles.cache import BundleCache, BundleError, CachedBundle, StoreConfigError
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,14 @@ __all__ = ["Executor", "RunnerBusy"]
 
 
 class Executor:
-    def __init__(self, settings: RunnerSettings, bundles: BundleCache, debug: DebugStream, pool: Pool):
+    def __init__(self, settings: RunnerSettings, bundles: BundleCache, debug: DebugStream, pool: Pool,
+                 replays: ReplayStore):
         self.settings = settings
         self.bundles = bundles
         self.debug = debug
         self.pool = pool
         self.envelopes = EnvelopeOpener(settings)
-        self.replies = ExpiringCache(settings.idempotency_max_entries, settings.idempotency_ttl_s)
+        self.replays = replays
 
     def execute(self, headers: Mapping[str, str], req: ExecuteRequest) -> dict:
         """The JSON envelope for ``req``. Raises RunnerBusy when no worker can take it."""
@@ -65,7 +66,7 @@ class Executor:
         replay_key = None
         if idem := (headers.get("x-idempotency-key") or "").strip():
             replay_key = (tenant, extension, idem)
-            if (stored := self.replies.get(replay_key)) is not None:
+            if (stored := self.replays.get(*replay_key)) is not None:
                 return stored
 
         try:
@@ -128,7 +129,7 @@ class Executor:
         if outcome["error"]:
             self.debug.publish(ids, {"level": "error", "message": f"execute failed: {outcome['error']}"})
         elif replay_key:
-            self.replies.set(replay_key, outcome)
+            self.replays.put(*replay_key, outcome)
         log.info("execute", extra={**ids.fields(), "status": outcome["status"], "error": outcome["error"],
                                    "ms": round((time.monotonic() - started) * 1000, 2)})
         return outcome

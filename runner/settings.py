@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from service.config import setting
 
@@ -37,6 +38,9 @@ class RunnerSettings:
                                      "Largest /v1/execute JSON body (413 above).")
     idempotency_max_entries: int = setting("EXT_IDEMPOTENCY_MAX_ENTRIES", 10000, "Stored idempotent responses.")
     idempotency_ttl_s: int = setting("EXT_IDEMPOTENCY_TTL_S", 3600, "How long an idempotent response is replayed.")
+    idempotency_redis_url: str = setting(
+        "EXT_IDEMPOTENCY_REDIS_URL", "",
+        "Redis shared by replicas for idempotent replies (empty: RUNNER_DEBUG_REDIS_URL if set, else in memory).")
     secret_cache_max_entries: int = setting("EXT_SECRET_CACHE_MAX_ENTRIES", 1024,
                                             "Decrypted envelopes kept (30 s TTL).")
     # egress (http.fetch)
@@ -71,3 +75,21 @@ class RunnerSettings:
     def __post_init__(self) -> None:
         if not self.workers:
             object.__setattr__(self, "workers", cpu_count())
+
+    @property
+    def shared_redis_url(self) -> str:
+        """Where replicas share idempotent replies; "" keeps them in this process."""
+        if self.idempotency_redis_url:
+            return self.idempotency_redis_url
+        return redis_url(self.debug_redis_url, self.debug_redis_password) if self.debug_redis_url else ""
+
+
+def redis_url(url: str, password: str = "") -> str:
+    """``url`` with ``password`` injected when the URL has no credentials (reference §5)."""
+    url = url.strip()
+    if not password:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or "@" in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{parts.netloc}"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import GUESTS, base_config
+from helpers import GUESTS, REDIS_SERVER, RedisProcess, base_config
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +58,12 @@ def module_app(shared_dirs, tmp_path_factory):
     app.testing = True
     yield app
     svc(app).lifecycle.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_proc():
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed")
+    server = RedisProcess().start()
+    yield server
+    server.stop()

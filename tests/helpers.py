@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from storage.bundles.archive import bundle_bytes
 
@@ -73,10 +78,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True):
+def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True, own_group: bool = False):
     """The service under Gunicorn (gunicorn.conf.py) with ``env`` added; returns (process, base URL).
 
     ``env`` must set PORT. With ``wait``, returns once /livez answers (the log tail is shown if it never does).
+    With ``own_group`` it runs in a process group of its own, which ``os.killpg`` ends whole (a replica dying).
     """
     import os
     import subprocess
@@ -90,7 +96,7 @@ def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True):
     with open(log, "w") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
                                  "app:create_app()"], cwd=ROOT, env={**os.environ, **env},
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=own_group)
     for _ in range(300 if wait else 0):
         try:
             if requests.get(f"{base}/livez", timeout=2).ok:
@@ -126,3 +132,44 @@ def call_context(settings, *, tenant: str = "t", extension: str = "e", install: 
     host = HostState.build(WorkerConfig(settings.runner, settings.alga, settings.registry, "info"))
     return CallContext(host=host, ids=ExecutionIds(tenant, extension, install, request, version),
                        grants=frozenset(grants), **fields)
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+needs_redis = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="redis-server is not installed "
+                                 "(apt-get install redis-server, or `make system-deps`)")
+
+
+class RedisProcess:
+    def __init__(self, port: int | None = None, password: str | None = None):
+        self.port = port or free_port()
+        self.password = password
+        self.proc = None
+
+    def start(self) -> "RedisProcess":
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True)

@@ -19,7 +19,7 @@ import zstandard
 from helpers import ROOT
 from standalone_helpers import write_extension
 from standalone import installer as installers
-from test_debug_stream import RedisProcess, needs_redis
+from helpers import RedisProcess, needs_redis
 
 ENDPOINTS = [{"method": "POST", "path": "/echo", "handler": "dist/main"}]
 

@@ -17,63 +17,14 @@ import pytest
 
 from runner.messages import ExecutionIds
 
-from helpers import base_config
+from helpers import RedisProcess, needs_redis, base_config
 from fakes import Guest
 from helpers import free_port
-from runner.debug.publisher import RedisPublisher, backoff_seconds, fields, redis_url
+from runner.debug.publisher import RedisPublisher, backoff_seconds, fields
+from runner.settings import redis_url
 from runner.debug import stream as debug_stream
 from runner.debug.stream import DebugStream, stream_key
 from runner.settings import RunnerSettings
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-needs_redis = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="redis-server is not installed "
-                                 "(apt-get install redis-server, or `make system-deps`)")
-
-
-class RedisProcess:
-    def __init__(self, port: int | None = None, password: str | None = None):
-        self.port = port or free_port()
-        self.password = password
-        self.proc = None
-
-    def start(self) -> "RedisProcess":
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self):
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True)
-
-
-@pytest.fixture(scope="module")
-def redis_proc():
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed")
-    server = RedisProcess().start()
-    yield server
-    server.stop()
-
 
 def running(publisher: RedisPublisher) -> RedisPublisher:
     publisher.start()

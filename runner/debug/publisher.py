@@ -21,9 +21,7 @@ import queue
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit, urlunsplit
-
-from runner.settings import RunnerSettings
+from runner.settings import RunnerSettings, redis_url
 
 log = logging.getLogger("runner.debug.publisher")
 
@@ -31,17 +29,6 @@ QUEUE_SIZE = 10000
 SOCKET_TIMEOUT_S = 1.0
 FIELD_ORDER = ("ts", "level", "stream", "tenant", "extension", "install", "request", "version", "message")
 _STOP = object()
-
-
-def redis_url(url: str, password: str = "") -> str:
-    """``url`` with ``password`` injected when the URL has no credentials (reference §5)."""
-    url = url.strip()
-    if not password:
-        return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or "@" in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{parts.netloc}"))
 
 
 def backoff_seconds(failures: int) -> float:
@@ -201,4 +188,4 @@ def _is_connection_error(e: Exception) -> bool:
     return isinstance(e, (redis.ConnectionError, redis.TimeoutError, OSError))
 
 
-__all__ = ["RedisPublisher", "redis_url", "backoff_seconds", "fields"]
+__all__ = ["RedisPublisher", "backoff_seconds", "fields"]

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from runner.debug.publisher import redis_url
+from runner.settings import redis_url
 from runner.debug.stream import stream_key
 from standalone import seed as seeds
 from standalone.cli.support import echo, find_install, friendly, json_option, state, tenant_option
