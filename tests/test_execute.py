@@ -137,9 +137,8 @@ def test_default_timeout_applies_when_absent(make_app, mini_hash):
     client = make_app(default_timeout_ms=200).test_client()
     doc = execute_body(mini_hash, path="/loop")
     del doc["limits"]
-    started = time.monotonic()
     out = post_execute(client, doc).get_json()
-    assert out["error"].startswith("execute_failed: timeout") and time.monotonic() - started < 2
+    assert out["error"] == "execute_failed: timeout: the handler ran longer than 200 ms"  # not the 30 s default
 
 
 def test_memory_limit(client, mini_hash):
