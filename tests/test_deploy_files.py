@@ -102,6 +102,31 @@ def test_containerfile_promises():
     assert "npm" not in " ".join(instructions("RUN")) and "node" not in " ".join(instructions("RUN"))
 
 
+def test_dockerfile_is_the_containerfile():
+    """Alga's runner-dev compose file builds `Dockerfile` (a symlink is unreliable under BuildKit)."""
+    assert (ROOT / "Dockerfile").read_bytes() == CONTAINERFILE.read_bytes()
+
+
+def entrypoint(env: dict[str, str]) -> dict[str, str]:
+    """The environment deploy/entrypoint.sh hands to the command (run on the host with `env`)."""
+    done = subprocess.run([str(DEPLOY / "entrypoint.sh"), "env", "-0"], capture_output=True,
+                          env={"PATH": "/usr/bin:/bin", **env})
+    assert done.returncode == 0, done.stderr
+    return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if item)
+
+
+def test_entrypoint_listens_everywhere_when_host_holds_a_url(tmp_path):
+    assert entrypoint({"HOST": "http://alga.example.com:3000", "EXT_CACHE_ROOT": str(tmp_path)})["HOST"] == "0.0.0.0"
+    assert entrypoint({"HOST": "127.0.0.1", "EXT_CACHE_ROOT": str(tmp_path)})["HOST"] == "127.0.0.1"
+
+
+def test_entrypoint_falls_back_to_a_private_cache_when_the_volume_is_not_writable(tmp_path):
+    assert entrypoint({"EXT_CACHE_ROOT": str(tmp_path)})["EXT_CACHE_ROOT"] == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # its write probe is removed
+    env = entrypoint({"EXT_CACHE_ROOT": "/dev/null/cache", "TMPDIR": str(tmp_path)})  # unwritable even for root
+    assert env["EXT_CACHE_ROOT"] == str(tmp_path / "ext-cache") and (tmp_path / "ext-cache").is_dir()
+
+
 def test_build_context_holds_what_the_containerfile_copies():
     """.dockerignore keeps the context small by listing what goes in; every COPY source is listed."""
     allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
