@@ -53,8 +53,10 @@ clean:
 # The OCI image (Containerfile): podman here (deploy/podman-env.sh sets it up for this machine,
 # on a local mmdebstrap base), docker where only that is present. See deploy/README.md.
 .PHONY: image image-run container-deps
+# podman and friends through apt, unless this machine has a running docker engine and no podman.
 container-deps:
-	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(CONTAINER_PACKAGES)"
+	@if command -v podman >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(CONTAINER_PACKAGES)"; fi
 
 image: container-deps
 	IMAGE=$(IMAGE) deploy/image.sh build

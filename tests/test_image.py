@@ -83,6 +83,9 @@ def test_image_metadata(image):
     assert (env["HOST"], env["PORT"], env["EXT_CACHE_ROOT"]) == ("0.0.0.0", "8080", "/app/tmp-ext")
     assert "/livez" in " ".join(info["Healthcheck"]["Test"])
     assert config["StopSignal"] in ("SIGTERM", "15")
+    # what only the build needed is gone: the CA secret (never a layer), pip, a compiler, node
+    check = "test ! -e /run/secrets/hostca && ! python3 -m pip --version && ! command -v cc && ! command -v node"
+    podman("run", "--rm", "--network", "host", "--entrypoint", "sh", image, "-c", check + " >/dev/null 2>&1")
 
 
 def test_acceptance_flow_in_the_container(image, containers, tmp_path, sdk_wasm):
