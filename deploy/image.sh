@@ -36,7 +36,10 @@ build() {
             local base="${BASE_IMAGE:-$(deploy/podman-env.sh base)}"
             # docker format: the OCI format has no HEALTHCHECK
             deploy/podman-env.sh podman build --format docker --network host \
-                --build-arg "BASE_IMAGE=$base" "${args[@]}" . ;;
+                --build-arg "BASE_IMAGE=$base" "${args[@]}" .
+            # Older untagged images (earlier builds, their build stages) go after a week; newer
+            # ones stay, as the layer cache of the next build.
+            deploy/podman-env.sh podman image prune --force --filter until=168h >/dev/null ;;
         docker)
             [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
             DOCKER_BUILDKIT=1 docker build "${args[@]}" . ;;
