@@ -6,6 +6,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8085
 APT_PACKAGES := redis-server nginx wrk chromium
+# The image tests (tests/test_image.py) build and run the container with podman.
+CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
+APT_PACKAGES += $(CONTAINER_PACKAGES)
+IMAGE ?= localhost/alga-ext-runner:dev
 
 .PHONY: run test test-quick bench guests system-deps clean
 
@@ -45,3 +49,18 @@ guests:
 
 clean:
 	rm -rf var .pytest_cache
+
+# The OCI image (Containerfile): podman here (deploy/podman-env.sh sets it up for this machine,
+# on a local mmdebstrap base), docker where only that is present. See deploy/README.md.
+.PHONY: image image-run container-deps
+# podman and friends through apt, unless this machine has a running docker engine and no podman.
+container-deps:
+	@if command -v podman >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(CONTAINER_PACKAGES)"; fi
+
+image: container-deps
+	IMAGE=$(IMAGE) deploy/image.sh build
+
+# Like `make run`, in the container: samples installed, 127.0.0.1:$(PORT), cache in a named volume.
+image-run: image
+	IMAGE=$(IMAGE) PORT=$(PORT) deploy/image.sh run
