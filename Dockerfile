@@ -25,9 +25,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml deploy/constraints.txt ./
-# Only the run-time dependencies (no test extras, no node: the guests arrive compiled in bundles),
-# plus gunicorn's gevent extra: its gevent worker imports `packaging`, which pyproject.toml does not
-# list (outside the image pytest happens to bring it).
+# Only the run-time dependencies (no test extras, no node: the guests arrive compiled in bundles).
 # Removed afterwards: pip and setuptools (nothing installs packages at run time), gevent's own test
 # suite, and zstandard's CFFI backend (12 MB; its C backend is the one imported).
 RUN --mount=type=secret,id=hostca,required=false \
@@ -35,7 +33,6 @@ RUN --mount=type=secret,id=hostca,required=false \
     && python3 -m venv /opt/venv \
     && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > requirements.txt \
-    && echo 'gunicorn[gevent]' >> requirements.txt \
     && /opt/venv/bin/pip install --quiet --only-binary=:all: -r requirements.txt -c constraints.txt \
     && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
     && rm -rf /opt/venv/lib/python3.11/site-packages/gevent/tests \
@@ -50,11 +47,12 @@ RUN groupadd --system --gid "${UID}" runner \
         --shell /usr/sbin/nologin runner
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY app.py settings.py logs.py bounded.py metrics.py gunicorn.conf.py ./
+COPY app.py settings.py gunicorn.conf.py ./
+COPY service/ service/
 COPY runner/ runner/
 COPY storage/ storage/
 COPY static_cache/ static_cache/
-COPY host_page/ host_page/
+COPY standalone/ standalone/
 COPY migrations/ migrations/
 COPY samples/ samples/
 COPY deploy/create_bucket.py deploy/
@@ -82,5 +80,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=90s --retries=3 \
 # /readyz fails while they drain. Give `docker stop`/Kubernetes at least 35 s.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/runner-entrypoint"]
-# Gunicorn's control socket defaults to ~/.gunicorn (here /app, read-only for this user): use /tmp.
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "--control-socket", "/tmp/gunicorn.ctl", "app:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]

@@ -22,6 +22,7 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app logs each execution itself
+control_socket_disable = True  # unused; its default path (~/.gunicorn) is read-only in the image
 # Gunicorn's own lines as JSON too, so the service writes one format (service/logs.py).
 logconfig_dict = {
     "version": 1,
@@ -30,7 +31,8 @@ logconfig_dict = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-                "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+                # WARNING: with a logconfig_dict, INFO would log every request again beside the app's own line.
+                "gunicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
 }
 
 

@@ -62,8 +62,15 @@ for _group, _cls in _GROUPS.items():
         _OWNER[_field.name] = _group
 
 
+def known_names() -> set[str]:
+    """Every variable some setting reads (with its aliases), and Alga's own that are not typos."""
+    return {name for cls in _GROUPS.values() for f in config.fields(cls) for name in config.names(f)} | set(ALGA_ONLY)
+
+
 def unknown_names(environ: Mapping[str, str]) -> list[str]:
-    return config.unknown_names(environ, _GROUPS.values(), ALGA_ONLY)
+    """``EXT_*``/``RUNNER_*`` variables nothing reads: most often a typo."""
+    known = known_names()
+    return sorted(n for n in environ if n.startswith(("EXT_", "RUNNER_")) and n not in known)
 
 
 def markdown_table() -> str:

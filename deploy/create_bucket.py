@@ -16,28 +16,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError, EndpointConnectionError  # noqa: E402
 
 from settings import Settings  # noqa: E402
-from storage.bundle_store import S3BundleStore, open_bundle_store  # noqa: E402
+from storage.bundles.stores import S3BundleStore, open_bundle_store  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the endpoint")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = Settings.from_env().bundles
     store = open_bundle_store(settings)
     if not isinstance(store, S3BundleStore):
         print(f"create-bucket: {store.describe()} is not S3; nothing to do")
         return 0
-    client = boto3.client(
-        "s3", endpoint_url=store.endpoint, region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key, aws_secret_access_key=settings.s3_secret_key,
-        config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=10,
-                      retries={"max_attempts": 1}))
+    client = store.client("probe")  # the runner's own signing settings, one attempt per try
     deadline = time.monotonic() + args.wait
     while True:
         try:

@@ -1,6 +1,7 @@
 """Settings of the executor: worker pool, limits, host interfaces, secrets and the debug stream."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -10,8 +11,32 @@ from service.config import setting
 MiB = 1 << 20
 
 
-def cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+def cpu_count(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's CPU limit,
+    which affinity does not show: a 2-CPU pod on a 64-core node sees 64)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota(cgroup_root)
+    return max(1, min(cpus, math.ceil(quota)) if quota else cpus)
+
+
+def _cgroup_quota(root: str) -> float | None:
+    """CPU quota ÷ period from cgroup v2 (cpu.max) or v1 (cfs_quota_us, cfs_period_us); None when unlimited."""
+    for path, split in ((f"{root}/cpu.max", lambda text: text.split()),
+                        (f"{root}/cpu/cpu.cfs_quota_us", None)):
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+            if split is None:
+                with open(f"{root}/cpu/cpu.cfs_period_us", encoding="ascii") as f:
+                    quota, period = text, f.read().strip()
+            else:
+                quota, period = split(text)
+            if quota in ("max", "-1"):
+                return None
+            return int(quota) / int(period)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 @dataclass(frozen=True)

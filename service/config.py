@@ -64,15 +64,6 @@ def load(cls: type[T], environ: Mapping[str, str], overrides: Mapping[str, Any] 
     return cls(**values)
 
 
-def unknown_names(environ: Iterable[str], classes: Iterable[type], also_known: Iterable[str] = ()) -> list[str]:
-    """``EXT_*``/``RUNNER_*`` variables nothing reads: most often a typo."""
-    known = set(also_known)
-    for cls in classes:
-        for f in fields(cls):
-            known.update(names(f))
-    return sorted(n for n in environ if n.startswith(("EXT_", "RUNNER_")) and n not in known)
-
-
 def markdown_table(classes: Iterable[type]) -> str:
     """The README's configuration table."""
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]

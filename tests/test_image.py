@@ -27,8 +27,8 @@ from moto.server import ThreadedMotoServer
 from containers import Container, build_image, podman, writable_by_runner
 from fakes import FakeAlga
 from helpers import ROOT, decoded_body, execute_body, free_port, publish
-from storage.archive import bundle_bytes
-from storage.bundle_store import bundle_key
+from storage.bundles.archive import bundle_bytes
+from storage.bundles.stores import bundle_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -253,10 +253,8 @@ def test_alga_runner_dev_compose_starts_this_runner(alga_runner):
 
 
 def test_alga_requests_succeed_against_it(alga_runner):
-    # NOTE: .env.runner sets RUNNER_SERVICE_TOKEN, which this runner still treats as a required
-    # inbound token (being fixed on main: the inbound token gets its own variable). Until then the
-    # request needs the x-runner-service-token header that only Alga's ext-proxy sends.
-    r = gateway_request(alga_runner, **{"x-runner-service-token": "local-runner-key"})
+    # .env.runner sets RUNNER_SERVICE_TOKEN; Alga's gateway sends no token, and gets in
+    r = gateway_request(alga_runner)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == 200 and base64.b64decode(out["body_b64"]) == b"from the gateway"
@@ -278,17 +276,11 @@ def test_alga_ui_proxy_gets_identity_bodies(alga_runner):
     assert "content-encoding" not in ui_through_alga_proxy(alga_runner).headers
 
 
-@pytest.mark.xfail(reason="main still requires RUNNER_SERVICE_TOKEN inbound; Alga's gateway and scheduled "
-                          "jobs send no token (fix under way on main)", strict=False)
-def test_alga_gateway_request_without_a_token(alga_runner):
-    assert gateway_request(alga_runner).status_code == 200
-
-
 # -- 3. compose.yaml's services against local stand-ins -------------------------------------
 
 @pytest.fixture
 def redis_server():
-    from test_debug_stream import REDIS_SERVER, RedisProcess
+    from helpers import REDIS_SERVER, RedisProcess
 
     if not Path(REDIS_SERVER).exists():
         pytest.skip("redis-server is not installed (make system-deps)")
