@@ -8,6 +8,7 @@ start and stop (gunicorn.conf.py); without Gunicorn the first request starts it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, http_error)
 
     lifecycle = Lifecycle()
-    bundles = BundleCache(settings.bundles, on_extract=ui_index.build)
+    attached = settings.alga.attached
+    compress_ui = settings.static.compress(attached)
+    bundles = BundleCache(settings.bundles, on_extract=functools.partial(ui_index.build, compress=compress_ui))
     publisher = RedisPublisher.from_settings(settings.runner)
     debug = DebugStream(settings.runner, redis_publisher=publisher)
     pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level))
@@ -74,7 +77,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if publisher is not None:
         lifecycle.add(publisher)
 
-    attached = settings.alga.attached
     installs = AlgaInstalls(settings.alga)
     runner.views.init_app(app, settings=settings.runner, executor=executor, bundles=bundles, lifecycle=lifecycle,
                           lookup_host=installs.lookup_host if installs.configured else None)
@@ -85,7 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       installs.validate if attached else local.registry.validate_ui,
                       installs.lookup_host if installs.configured else None,
                       "" if attached else settings.registry.default_tenant)
-    static_cache.views.init_app(app, StaticUi(settings.static, bundles, tenancy))
+    static_cache.views.init_app(app, StaticUi(settings.static, bundles, tenancy, compress_ui))
 
     app.before_request(lifecycle.start)  # flask run and test clients; a no-op once started
     app.extensions["alga_runner"] = Service(settings, lifecycle, bundles, debug, executor, local)

@@ -99,6 +99,18 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"not a boolean: {raw!r}")
 
 
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser for a setting that takes one of ``choices`` (case-insensitive)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"not one of {', '.join(choices)}: {raw!r}")
+        return value
+
+    return parse
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in raw.split(",") if p.strip())
 

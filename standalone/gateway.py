@@ -22,6 +22,7 @@ from runner.policy.capabilities import DEFAULTS, known_only
 from runner.pool import RunnerBusy
 from runner.views import runner_busy
 from service.errors import json_error
+from standalone import method_override
 from storage.registry.installs import Install, Registry, RegistryError
 from storage.registry.secrets import SecretsStore
 
@@ -107,14 +108,17 @@ def _blueprint(registry: Registry, secrets: SecretsStore, executor: Executor, de
             return json_error(403, "extension_disabled", f"{install.name} is disabled for tenant {tenant}; "
                                                          f"enable it with: flask ext enable {install.name} --tenant {tenant}")
         method, path = request.method.upper(), "/" + path
-        if match_endpoint(install.api_endpoints, method, path) is None:
-            return json_error(404, "endpoint_not_found", f"{method} {path} is not in the manifest's api.endpoints")
         body = None if method == "GET" else request.get_data(cache=False)
         if body is not None and len(body) > MAX_BODY_BYTES:
             return json_error(413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        query = dict(request.args.items(multi=True))
+        if request.endpoint == "gateway.ext_proxy":
+            method, query, body = method_override.apply(method, query, body)
+        if match_endpoint(install.api_endpoints, method, path) is None:
+            return json_error(404, "endpoint_not_found", f"{method} {path} is not in the manifest's api.endpoints")
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         routing, doc = build_request(
-            install, method=method, path=path, query=dict(request.args.items(multi=True)),
+            install, method=method, path=path, query=query,
             headers=_forwarded_headers(), body=body, request_id=request_id,
             idempotency_key=None if method == "GET" else request.headers.get("x-idempotency-key") or request_id,
             timeout_ms=timeout_ms, secret_envelope=secrets.envelope(install), user=DEV_USER)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.config import setting
+from service.config import one_of, setting
+
+SANDBOX_CHOICES = ("same-origin", "strict")
 
 
 @dataclass(frozen=True)
@@ -13,4 +15,10 @@ class StandaloneSettings:
     ui_bridge_any_origin: bool = setting(
         "EXT_UI_BRIDGE_ANY_ORIGIN", False,
         "Development only: the host page accepts bridge messages from any origin (the source check stays).")
+    ui_sandbox: str = setting(
+        "EXT_UI_SANDBOX", "same-origin",
+        "Host page iframe sandbox: `same-origin` = Alga's docker host (`allow-scripts allow-same-origin "
+        "allow-forms allow-popups`: the UI shares the page's origin); `strict` = `allow-scripts` only "
+        "(opaque origin; the UI cannot read the page or call /api/ext itself).",
+        parse=one_of(*SANDBOX_CHOICES))
     install_samples: bool = setting("EXT_INSTALL_SAMPLES", False, "Install the sample extensions at start.")

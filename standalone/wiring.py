@@ -59,7 +59,8 @@ def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings
     if serve:
         gateway.init_app(app, registry=db, secrets=state.secrets, executor=executor,
                          default_tenant=registry.default_tenant, timeout_ms=runner.default_timeout_ms)
-        state.host_page = HostPage(db, debug, lifecycle, registry.default_tenant, standalone.ui_bridge_any_origin)
+        state.host_page = HostPage(db, debug, lifecycle, registry.default_tenant, standalone.ui_bridge_any_origin,
+                                   standalone.ui_sandbox)
         host_page.init_app(app, state.host_page)
         state.scheduler = ScheduleLoop(db, state.secrets, executor, standalone.scheduler_tick_ms,
                                        runner.default_timeout_ms)

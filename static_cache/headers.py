@@ -6,6 +6,14 @@ DEFAULT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-
 IMMUTABLE = "public, max-age=31536000, immutable"  # only on 200/206/304 asset answers
 NO_STORE = "no-store"  # everything else
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+# Module scripts (and fonts, fetch()) are CORS requests. From an iframe sandboxed without
+# allow-same-origin they come with `Origin: null` and without credentials, so every asset must
+# allow that origin. "*" is right for these answers: they are public (anyone with the URL gets the
+# same bytes, no cookie or per-origin state decides anything), and a constant value needs no
+# `Vary: Origin`, so a shared cache keeps one copy. Errors, 304, 206 and 416 carry it too: without
+# it the page sees a CORS failure instead of the real status. GET module scripts are simple
+# requests, so there is no preflight (OPTIONS is not answered).
+CORS_ANY = ("Access-Control-Allow-Origin", "*")
 
 
 def _valid_header_value(value: str) -> bool:

@@ -4,7 +4,8 @@
 the cache (BundleCache's ``on_extract``): it picks the UI root (DECISIONS 9), hashes
 every file once, writes gzip and brotli copies of text assets when smaller, and
 stores the result as ``ui-index.json``. ``load`` turns that file into ready
-responders, so serving a request never hashes or stats a file.
+responders, so serving a request never hashes or stats a file. With compression
+off (EXT_UI_COMPRESSION) neither writes nor serves the variants.
 """
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def _ui_root(tree: Path) -> tuple[str, str]:
     return "/".join(segments[:-1]), segments[-1]
 
 
-def build(tree: Path) -> None:
-    """Index ``tree/<ui root>`` into ``tree/ui-index.json`` (atomically)."""
+def build(tree: Path, compress: bool = True) -> None:
+    """Index ``tree/<ui root>`` into ``tree/ui-index.json`` (atomically); ``compress``: write variants."""
     tree = Path(tree)
     root_rel, fallback = _ui_root(tree)
     root = tree / root_rel
@@ -76,7 +77,7 @@ def build(tree: Path) -> None:
         for name in sorted(names):
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
-            files[rel] = _index_file(full, tree / PRECOMPRESSED / rel)
+            files[rel] = _index_file(full, tree / PRECOMPRESSED / rel if compress else None)
     doc = {"version": VERSION, "root": root_rel, "fallback": fallback, "files": files}
     tmp = tree / f"{INDEX_FILE}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -84,10 +85,10 @@ def build(tree: Path) -> None:
     os.replace(tmp, tree / INDEX_FILE)
 
 
-def _index_file(path: Path, variant_stem: Path) -> dict:
+def _index_file(path: Path, variant_stem: Path | None) -> dict:
     size = path.stat().st_size
     digest = hashlib.sha256()
-    if extension(path.name) not in COMPRESSIBLE or size < MIN_COMPRESS_BYTES:
+    if variant_stem is None or extension(path.name) not in COMPRESSIBLE or size < MIN_COMPRESS_BYTES:
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
                 digest.update(chunk)
@@ -113,14 +114,16 @@ def _index_file(path: Path, variant_stem: Path) -> dict:
     return entry
 
 
-def load(tree: Path, csp: str) -> UiIndex:
-    """Responders for every UI file of an extracted bundle; builds the index first if it is missing."""
+def load(tree: Path, csp: str, compress: bool = True) -> UiIndex:
+    """Responders for every UI file of an extracted bundle; builds the index first if it is missing.
+
+    ``compress`` False: the precompressed variants an index may list are not offered."""
     tree = Path(tree)
     try:
         with open(tree / INDEX_FILE, encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:  # extracted without the static_cache hook (e.g. by a CLI command)
-        build(tree)
+        build(tree, compress)
         with open(tree / INDEX_FILE, encoding="utf-8") as f:
             doc = json.load(f)
     root = tree / doc["root"]
@@ -129,7 +132,7 @@ def load(tree: Path, csp: str) -> UiIndex:
     for rel, e in doc["files"].items():
         file_type = media_type(rel)
         variants = [(enc, f"{pre / rel}.{key}", e[key], etag(e["sha256"], key))
-                    for enc, key in (("br", "br"), ("gzip", "gz")) if key in e]
+                    for enc, key in (("br", "br"), ("gzip", "gz")) if compress and key in e]
         variants.sort(key=lambda v: v[2])  # smallest first
         files[rel] = StaticFile(str(root / rel), e["size"], file_type, etag(e["sha256"]),
                                 csp if file_type == "text/html" else None, variants)

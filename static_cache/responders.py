@@ -6,7 +6,7 @@ the method, If-None-Match, Accept-Encoding and Range are looked at.
 """
 from __future__ import annotations
 
-from static_cache.headers import IMMUTABLE, NO_STORE, NOSNIFF
+from static_cache.headers import CORS_ANY, IMMUTABLE, NO_STORE, NOSNIFF
 
 Headers = list[tuple[str, str]]
 
@@ -40,8 +40,8 @@ class StaticFile:
         self.size = size
         vary = [("Vary", "Accept-Encoding")] if variants else []
         csp_header = [("Content-Security-Policy", csp)] if csp else []
-        common_304 = [("Cache-Control", IMMUTABLE), *csp_header, *vary]
-        base = [("Content-Type", media_type), ("Cache-Control", IMMUTABLE), NOSNIFF, *csp_header, *vary]
+        common_304 = [("Cache-Control", IMMUTABLE), CORS_ANY, *csp_header, *vary]
+        base = [("Content-Type", media_type), ("Cache-Control", IMMUTABLE), NOSNIFF, CORS_ANY, *csp_header, *vary]
         self.identity = Representation(path, size, etag, [*base, ("Accept-Ranges", "bytes")], common_304)
         self.variants = [(enc, Representation(p, n, tag, [*base, ("Content-Encoding", enc)], common_304))
                          for enc, p, n, tag in variants]
@@ -61,7 +61,7 @@ class StaticFile:
         if range_header:
             window = parse_range(range_header, self.size)
             if window == "unsatisfiable":
-                return Response(416, [("Content-Range", f"bytes */{self.size}"), ("Cache-Control", NO_STORE)])
+                return Response(416, [("Content-Range", f"bytes */{self.size}"), ("Cache-Control", NO_STORE), CORS_ANY])
             if window is not None:
                 start, length = window
                 return Response(206, [*self._range_base, ("Content-Length", str(length)),

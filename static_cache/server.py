@@ -15,7 +15,7 @@ from wsgiref.util import FileWrapper
 
 from service import metrics
 from static_cache import index as ui_index
-from static_cache.headers import NO_STORE, content_security_policy
+from static_cache.headers import CORS_ANY, NO_STORE, content_security_policy
 from static_cache.paths import sanitize
 from static_cache.settings import StaticSettings
 from static_cache.tenancy import Tenancy
@@ -33,7 +33,7 @@ STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 def _fixed(status: int, body: bytes = b"", content_type: str | None = None) -> tuple[int, list, bytes]:
     headers = [("Content-Type", content_type)] if content_type else []
-    return status, [*headers, ("Cache-Control", NO_STORE), ("Content-Length", str(len(body)))], body
+    return status, [*headers, ("Cache-Control", NO_STORE), CORS_ANY, ("Content-Length", str(len(body)))], body
 
 
 def _text(status: int, text: str):
@@ -84,8 +84,10 @@ def _count(status: int, headers, body) -> None:
 
 
 class StaticUi:
-    def __init__(self, settings: StaticSettings, bundles: BundleCache, tenancy: Tenancy):
+    def __init__(self, settings: StaticSettings, bundles: BundleCache, tenancy: Tenancy, compress: bool):
+        """:param compress: offer precompressed variants (``StaticSettings.compress``)."""
         self.bundles = bundles
+        self.compress = compress
         self.tenancy = tenancy
         self.max_bytes = settings.static_max_file_bytes
         self.csp = content_security_policy(settings.ui_csp, settings.ui_frame_ancestors)
@@ -124,7 +126,7 @@ class StaticUi:
             return BAD_PATH
         if cached.ui_index is None:
             try:
-                cached.ui_index = ui_index.load(cached.root, self.csp)
+                cached.ui_index = ui_index.load(cached.root, self.csp, self.compress)
             except (ValueError, KeyError, TypeError):  # a corrupt ui-index.json; OSError is the caller's
                 return EXTRACT_FAILED
         found = cached.ui_index.find(rel)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.config import setting
+from service.config import one_of, setting
+
+COMPRESSION_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -14,3 +16,12 @@ class StaticSettings:
                                                 "Largest served asset (413 above).")
     ui_csp: str = setting("EXT_UI_CONTENT_SECURITY_POLICY", "", "Replaces the HTML Content-Security-Policy.")
     ui_frame_ancestors: str = setting("EXT_UI_FRAME_ANCESTORS", "", "Appends frame-ancestors to the default CSP.")
+    ui_compression: str = setting(
+        "EXT_UI_COMPRESSION", "auto",
+        "Precompressed br/gzip /ext-ui variants: `auto` = on in standalone mode, off when attached to an Alga "
+        "server (its /runner proxy decodes them but keeps Content-Encoding); `on`; `off`.",
+        parse=one_of(*COMPRESSION_CHOICES))
+
+    def compress(self, attached: bool) -> bool:
+        """Whether /ext-ui may answer with a Content-Encoding."""
+        return self.ui_compression == "on" or (self.ui_compression == "auto" and not attached)

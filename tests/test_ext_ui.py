@@ -303,6 +303,56 @@ def test_precompressed_variants_and_304_per_encoding(make_ui, store):
     assert get(client, digest, "assets/app.js", **{"If-None-Match": weak}).status_code == 200
 
 
+@pytest.mark.parametrize("tail, headers, status", [
+    ("index.html", {}, 200),
+    ("assets/app.js", {"Accept-Encoding": "br"}, 200),
+    ("assets/app.js", {"Range": "bytes=0-9"}, 206),
+    ("assets/app.js", {"Range": "bytes=999999-"}, 416),
+    ("assets/missing.js", {}, 404),
+    ("a/../b.js", {}, 400),
+    ("x.exe", {}, 400),
+])
+def test_every_answer_allows_any_origin(make_ui, store, tail, headers, status):
+    """Module scripts from an opaque-origin iframe are CORS requests with ``Origin: null``."""
+    digest = publish(store, TENANT, EXT, FILES)
+    client = make_ui()
+    r = get(client, digest, tail, Origin="null", **headers)
+    assert r.status_code == status
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in r.headers
+    assert "Origin" not in r.headers.get("Vary", "")  # one constant value: caches keep one copy
+    if status == 200:
+        again = get(client, digest, tail, Origin="null", **{**headers, "If-None-Match": r.headers["ETag"]})
+        assert again.status_code == 304 and again.headers["Access-Control-Allow-Origin"] == "*"
+    # a bad hash and a strict-mode refusal too
+    assert client.get(f"/ext-ui/{EXT}/md5:x/index.html").headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("attached, setting, encoded", [
+    (False, "auto", True), (True, "auto", False), (False, "off", False), (True, "on", True)])
+def test_compression_policy(make_ui, store, registry, tmp_path, attached, setting, encoded):
+    """Alga's /runner proxy decodes br/gzip but keeps Content-Encoding: off when attached unless forced."""
+    digest = publish(store, TENANT, EXT, FILES)
+    client = make_ui(ui_compression=setting, **({"registry_base_url": registry.base} if attached else {}))
+    r = get(client, digest, "assets/app.js", **{"Accept-Encoding": "gzip, deflate, br, zstd"})
+    assert r.status_code == 200
+    variants = list((tmp_path / "cache").glob(f"**/{digest}/precompressed/assets/app.js.br"))
+    if encoded:
+        assert r.headers["Content-Encoding"] == "br" and r.headers["Vary"] == "Accept-Encoding"
+        assert variants
+    else:
+        assert r.data == APP_JS and r.headers["Content-Length"] == str(len(APP_JS))
+        assert "Content-Encoding" not in r.headers and "Vary" not in r.headers
+        assert not variants  # nothing compressed at extraction either
+
+
+@pytest.mark.parametrize("raw, expected", [("on", "on"), ("OFF", "off"), ("auto", "auto"), ("gzip", "auto")])
+def test_compression_setting(raw, expected):
+    from settings import Settings
+
+    assert Settings.from_env({"EXT_UI_COMPRESSION": raw}).static.ui_compression == expected
+
+
 @pytest.mark.parametrize("range_header, status, content_range, body", [
     ("bytes=0-9", 206, f"bytes 0-9/{len(APP_JS)}", APP_JS[:10]),
     ("bytes=10-", 206, f"bytes 10-{len(APP_JS) - 1}/{len(APP_JS)}", APP_JS[10:]),

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from runner.messages import ExecutionIds
+from settings import Settings
 import requests
 
 from helpers import base_config
@@ -135,7 +136,8 @@ def test_extension_page_frames_the_ui_like_the_alga_host(site):
     sdk = site["sdk"]
     html = site["client"].get(f"/msp/extensions/{sdk.registry_id}/").get_data(as_text=True)
     frame = re.search(r"<iframe [^>]*>", html, re.S)[0]
-    assert 'sandbox="allow-scripts"' in frame and "allow-same-origin" not in html
+    # DockerExtensionIframe's sandbox: the UI keeps its (the page's) origin
+    assert 'sandbox="allow-scripts allow-same-origin allow-forms allow-popups"' in frame
     src = re.search(r'data-src="([^"]+)"', frame)[1].replace("&amp;", "&")
     assert src == (f"/ext-ui/{sdk.registry_id}/sha256%3A{sdk.hash_hex}/index.html"
                    f"?path=%2F&tenant={TENANT}&extensionId={sdk.registry_id}")
@@ -196,12 +198,36 @@ def test_tenant_switcher(site):
     assert r.status_code == 404
 
 
-def test_dev_flag_widens_accepted_origins(make_app):
-    app = make_app(ui_bridge_any_origin=True)
+def test_dev_flag_and_strict_sandbox(make_app):
+    app = make_app(ui_bridge_any_origin=True, ui_sandbox="strict")
     hello = install(app, SAMPLES[0])
     html = app.test_client().get(f"/msp/extensions/{hello.registry_id}/").get_data(as_text=True)
     assert host_config(html)["any_origin"] is True
-    assert 'sandbox="allow-scripts"' in html
+    assert 'sandbox="allow-scripts"' in html and "allow-same-origin" not in html
+
+
+@pytest.mark.parametrize("raw, expected", [("strict", "strict"), (" Same-Origin ", "same-origin"),
+                                           ("allow-scripts", "same-origin"), ("", "same-origin")])
+def test_sandbox_setting(raw, expected):
+    assert Settings.from_env({"EXT_UI_SANDBOX": raw}).standalone.ui_sandbox == expected
+
+
+# What Alga's knative host (ExtensionIframe.tsx) puts in a theme message, name by name.
+ALGA_THEME_NAMES = {
+    "--alga-primary", "--alga-primary-foreground", "--alga-primary-light", "--alga-primary-dark",
+    "--alga-primary-50", "--alga-primary-100", "--alga-secondary", "--alga-secondary-foreground",
+    "--alga-secondary-light", "--alga-accent", "--alga-accent-foreground", "--alga-danger", "--alga-danger-dark",
+    "--alga-fg", "--alga-muted-fg", "--alga-border", "--alga-border-light", "--alga-bg", "--alga-card-bg",
+    "--alga-muted", "--alga-row-even", "--alga-row-odd", "--alga-row-hover", "--alga-primary-soft",
+    "--alga-primary-soft-fg", "--alga-primary-soft-hover", "--alga-primary-border", "--alga-success",
+    "--alga-warning", "--alga-radius", "--alga-ring"}
+
+
+def test_theme_tokens_are_the_ones_alga_sends():
+    for tokens in bridge.THEMES.values():
+        assert set(tokens) == ALGA_THEME_NAMES
+        assert all(re.fullmatch(r"#[0-9a-f]{6}", v) for k, v in tokens.items() if k not in ("--alga-radius",
+                                                                                              "--alga-ring"))
 
 
 def test_assets_and_theme(site):
@@ -210,6 +236,11 @@ def test_assets_and_theme(site):
     assert css.mimetype == "text/css" and "--alga-primary: #8a4dea;" in css.get_data(as_text=True)
     assert client.get("/msp/static/host.js").status_code == 200
     assert client.get("/msp/static/host.css").status_code == 200
+    # a favicon, so browsers do not ask for /favicon.ico (a 404) on every load
+    html = client.get("/msp/extensions").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', html)[1]
+    r = client.get(icon)
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml" and b"<svg" in r.data
 
 
 # --- the debug event stream ----------------------------------------------------------------------

@@ -6,43 +6,28 @@ Screenshots land in test-artifacts/ (git-ignored) for a human to look at.
 from __future__ import annotations
 
 from app import service_of as svc
+import base64
 import re
-import shutil
-import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 import requests
 
-from helpers import ROOT
+import browser_helpers
+from browser_helpers import browser  # noqa: F401 (fixture)
 from standalone.host_page.bridge import iframe_src
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = ROOT / "test-artifacts"
 TENANT = "51bbbfe5-0720-4d9b-b3e5-b5b43e441a52"
-TIMEOUT_MS = 30_000  # generous: the component is compiled when the fixture installs it
 
 
 def screenshot(page, name: str) -> Path:
-    """Save a PNG of the viewport under test-artifacts/ and return its path.
-
-    Not ``full_page``: Chromium then leaves the sandboxed (out-of-process) iframe blank.
-    """
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"host-page-{name}.png"
-    page.screenshot(path=str(path))
-    return path
+    return browser_helpers.screenshot(page, f"host-page-{name}")
 
 
 @pytest.fixture(scope="module")
 def server(shared_dirs, tmp_path_factory):
-    from werkzeug.serving import make_server
-
     from app import create_app
     from helpers import base_config
     from standalone.installer import SAMPLES
@@ -51,32 +36,12 @@ def server(shared_dirs, tmp_path_factory):
                       "static_strict_validation": True})
     installer = svc(app).standalone.installer()
     installs = {folder.name: installer.install(folder).install for folder in SAMPLES}
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_port}"
-    hello = installs["hello-world"]
-    r = requests.get(base + iframe_src(hello.registry_id, hello.content_hash, "/", TENANT), timeout=10)
-    assert r.status_code == 200, f"/ext-ui does not serve the sample UI ({r.status_code}); is it registered?"
-    yield {"base": base, "installs": installs}
-    httpd.shutdown()
+    with browser_helpers.serving(app) as base:
+        hello = installs["hello-world"]
+        r = requests.get(base + iframe_src(hello.registry_id, hello.content_hash, "/", TENANT), timeout=10)
+        assert r.status_code == 200, f"/ext-ui does not serve the sample UI ({r.status_code}); is it registered?"
+        yield {"base": base, "installs": installs}
     svc(app).lifecycle.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                                       viewport={"width": 1440, "height": 960})
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
@@ -142,17 +107,22 @@ def test_iframe_src_matches_the_browsers_own_encoding(page, server):
     rid = open_extension(page, server, "sdk-handler")
     ext_frame(page)
     install = server["installs"]["sdk-handler"]
+    # as DockerExtensionIframe: buildExtUiSrc's URL resolved against the page, plus parentOrigin
     expected = page.evaluate(
         """([id, hash, tenant]) => {
             const params = new URLSearchParams({path: '/'});
             params.set('tenant', tenant);
             params.set('extensionId', id);
-            return `/ext-ui/${encodeURIComponent(id)}/${encodeURIComponent(hash)}/index.html?${params}`;
+            const url = new URL(`/ext-ui/${encodeURIComponent(id)}/${encodeURIComponent(hash)}/index.html?${params}`,
+                                location.href);
+            url.searchParams.set('parentOrigin', location.origin);
+            return url.toString();
         }""", [rid, install.content_hash, TENANT])
     frame = page.locator("#ext-frame")
     assert frame.get_attribute("src") == expected
-    assert frame.get_attribute("sandbox") == "allow-scripts"
-    assert frame_eval(page, "() => window.origin") == "null"  # opaque: the sandbox holds
+    assert expected.endswith("&parentOrigin=" + server["base"].replace(":", "%3A").replace("/", "%2F"))
+    assert frame.get_attribute("sandbox") == "allow-scripts allow-same-origin allow-forms allow-popups"
+    assert frame_eval(page, "() => window.origin") == server["base"]  # Alga's docker sandbox: same origin
 
 
 def test_apiproxy_round_trip_and_debug_log(page, server):
@@ -194,13 +164,14 @@ def test_messages_from_other_windows_are_ignored(page, server):
     ext_frame(page).locator("#tenant").filter(has_text=TENANT).wait_for()
     proxied = []
     page.on("request", lambda r: proxied.append(r.url) if "/api/ext-proxy/" in r.url else None)
-    # Two more frames of the same UI: one sandboxed like the real one (origin "null" too, so only the
-    # source check stops it) and one same-origin; then the page itself.
-    for name, sandbox in (("opaque", "allow-scripts"), ("same-origin", None)):
+    # Two more frames of the same UI: one with the real one's sandbox (same origin too, so only the
+    # source check stops it) and one opaque; then the page itself.
+    sandbox = page.locator("#ext-frame").get_attribute("sandbox")
+    for name, sandbox in (("twin", sandbox), ("opaque", "allow-scripts")):
         page.evaluate("""([name, sandbox, src]) => new Promise(done => {
             const other = document.createElement('iframe');
             other.name = name;
-            if (sandbox) other.sandbox = sandbox;
+            other.sandbox = sandbox;
             other.src = src;
             other.onload = done;
             document.body.appendChild(other);
@@ -209,51 +180,57 @@ def test_messages_from_other_windows_are_ignored(page, server):
         post_to_parent(intruder, envelope("resize", {"height": 1234}))
         post_to_parent(intruder, envelope("apiproxy", {"route": "/hello", "method": "GET"}, request_id="x"))
     assert page.frame(name="opaque").evaluate("() => window.origin") == "null"
+    assert page.frame(name="twin").evaluate("() => window.origin") == server["base"]
     page.evaluate("m => window.postMessage(m, '*')", envelope("resize", {"height": 2345}))
-    # the extension's own window with a wrong envelope is ignored too
-    post_to_parent(ext_window(page), {"type": "resize", "payload": {"height": 3456}})
-    post_to_parent(ext_window(page), {**envelope("resize", {"height": 3457}), "version": "2"})
-    # ...while a valid one, sent last, is applied: so the ones before had their chance
-    post_to_parent(ext_window(page), envelope("resize", {"height": 321}))
+    # ...while the extension's own window is heard, even without the envelope (as Alga's host bridge),
+    # with a warning in the debug console; sent last, so the ones before had their chance
+    post_to_parent(ext_window(page), {"type": "resize", "payload": {"height": 321}})
     page.wait_for_function("() => document.getElementById('ext-frame').style.height === '321px'")
+    page.locator("#debug-events .event.bridge", has_text="resize without the {alga: true").wait_for()
     assert proxied == []
 
 
 def test_apiproxy_errors_come_back_as_errors(page, server):
     open_extension(page, server, "sdk-handler")
     ext_frame(page).locator("#nav-path").filter(has_text="/").wait_for()
-    ask = """([route, method]) => new Promise(done => {
+    ask = """([route, method, body]) => new Promise(done => {
         const id = 'q-' + Math.random();
         addEventListener('message', e => { if (e.data && e.data.request_id === id) done(e.data); });
+        setTimeout(() => done('no reply'), 1500);
         parent.postMessage({alga: true, version: '1', type: 'apiproxy', request_id: id,
-                            payload: {route, method}}, '*');
+                            payload: {route, method, body}}, '*');
     })"""
-    answer = frame_eval(page, ask, ["/../../v1/execute", "GET"])
+    answer = frame_eval(page, ask, ["/../../v1/execute", "GET", None])
     assert answer["type"] == "apiproxy_response" and answer["payload"] == {"error": "Invalid proxy route"}
-    answer = frame_eval(page, ask, ["/%2e%2e/healthz", "GET"])
+    answer = frame_eval(page, ask, ["/%2e%2e/healthz", "GET", None])
     assert answer["payload"] == {"error": "Invalid proxy route"}
-    answer = frame_eval(page, ask, ["/hello", "TRACE"])
-    assert answer["payload"]["error"].startswith("Unsupported proxy method")
-    answer = frame_eval(page, ask, ["/nope", "GET"])
+    answer = frame_eval(page, ask, ["/counter", "POST", "not base64!"])
+    assert "atob" in answer["payload"]["error"]  # the browser's own message, as Alga's host passes it on
+    # Alga's host throws before it could reply: the SDK times out; the debug console says why
+    assert frame_eval(page, ask, ["/hello", "TRACE", None]) == "no reply"
+    page.locator("#debug-events .event.bridge", has_text='unsupported method "TRACE"').wait_for()
+    answer = frame_eval(page, ask, ["/nope", "GET", None])
     error = answer["payload"]["error"]
     assert error.startswith("Proxy error 404: ") and "endpoint_not_found" in error
-    answer = frame_eval(page, ask, ["/counter", "GET"])
+    answer = frame_eval(page, ask, ["/counter", "GET", None])
     assert set(answer["payload"]) == {"body"}
+    # no method: POST, as older SDKs sent it (and a route without its leading "/")
+    answer = frame_eval(page, ask, ["counter", None, None])
+    assert '"count"' in base64.b64decode(answer["payload"]["body"]).decode()
 
 
-def test_navigate_is_reflected_in_the_page_url(page, server):
+def test_navigate_is_ignored_as_alga_does(page, server):
     rid = open_extension(page, server, "sdk-handler")
     frame = ext_frame(page)
     frame.locator("#nav-path").filter(has_text="/").wait_for()
+    url = page.url
     post_to_parent(ext_window(page), envelope("navigate", {"path": "/reports?x=1"}))
-    page.wait_for_url(re.compile(r"path=%2Freports%3Fx%3D1"))
-    assert page.locator("#nav-path").inner_text() == "/reports?x=1"
-    post_to_parent(ext_window(page), envelope("navigate", {"path": "no-slash"}))
-    page.reload()
-    # after a reload the bootstrap carries the path, and the iframe URL has it too
-    ext_frame(page).locator("#nav-path").filter(has_text="/reports?x=1").wait_for()
-    assert "path=%2Freports%3Fx%3D1" in page.locator("#ext-frame").get_attribute("src")
-    assert rid in page.url
+    page.locator("#debug-events .event.bridge", has_text='navigate "/reports?x=1" ignored').wait_for()
+    assert page.url == url and page.locator("#nav-path").inner_text() == "/"
+    # the page's own ?path= still opens the UI at a path (bootstrap and iframe URL carry it)
+    page.goto(f"{server['base']}/msp/extensions/{rid}/?path=/reports")
+    ext_frame(page).locator("#nav-path").filter(has_text="/reports").wait_for()
+    assert "path=%2Freports" in page.locator("#ext-frame").get_attribute("src")
 
 
 def test_call_endpoint_form(page, server):
@@ -273,7 +250,7 @@ def test_call_endpoint_form(page, server):
     screenshot(page, "call-endpoint")
 
 
-def test_theme_toggle_sends_theme_tokens(page, server):
+def test_theme_toggle_sends_theme(page, server):
     open_extension(page, server, "hello-world")
     ext_frame(page).locator("#tenant").filter(has_text=TENANT).wait_for()
     frame_eval(page, """() => { window.got = [];
@@ -282,7 +259,9 @@ def test_theme_toggle_sends_theme_tokens(page, server):
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     ext_window(page).wait_for_function("() => window.got.length > 0")
     got = frame_eval(page, "() => window.got[0]")
-    assert got["type"] == "theme_tokens" and got["payload"]["--alga-bg"] == "#161622"
+    # as Alga's host: type "theme", the token map itself as the payload
+    assert got["type"] == "theme" and got["alga"] is True and got["payload"]["--alga-bg"] == "#161622"
+    assert len(got["payload"]) == 31
     screenshot(page, "dark")
     page.locator("#theme-toggle").click()
     assert page.evaluate("document.documentElement.dataset.theme") is None

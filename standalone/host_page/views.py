@@ -27,8 +27,10 @@ class HostPage:
     """What the page's views need, given explicitly by :func:`init_app`."""
 
     def __init__(self, registry: Registry, debug: DebugStream, lifecycle: Lifecycle, default_tenant: str,
-                 any_origin: bool):
+                 any_origin: bool, sandbox: str = "same-origin"):
+        """:param sandbox: a key of :data:`bridge.SANDBOXES` (EXT_UI_SANDBOX)."""
         self.registry = registry
+        self.sandbox = bridge.SANDBOXES[sandbox]
         self.debug = debug
         self.lifecycle = lifecycle
         self.default_tenant = default_tenant
@@ -136,7 +138,8 @@ def _page(page: HostPage, registry_id: str | None):
     if tenant not in {t["id"] for t in known}:
         known.insert(0, {"id": tenant, "name": tenant})
     context = {"tenant": tenant, "tenants": known, "extensions": installs, "selected": selected,
-               "missing": registry_id if registry_id and selected is None else None, "methods": METHODS}
+               "missing": registry_id if registry_id and selected is None else None, "methods": METHODS,
+               "sandbox": page.sandbox}
     if selected is not None:
         path = bridge.client_path(request.args.get("path"))
         context["path"] = path

@@ -1,9 +1,9 @@
 // Child side of the Alga iframe bridge (postMessage, envelope {alga: true, version: "1", type, ...}).
 //   child -> host: ready, apiproxy {request_id, payload: {route, method, body?}}, resize
-//   host -> child: bootstrap {payload: {navigation?, theme_tokens?}},
+//   host -> child: bootstrap {payload: {navigation?, theme_tokens?}}, theme {payload: {--alga-*: value}},
 //                  apiproxy_response {request_id, payload: {body? (base64), error?}}
-// The iframe is sandboxed with allow-scripts only, so this document has an opaque origin:
-// messages go to the parent with target "*" and incoming ones are checked by source.
+// The host may sandbox the iframe without allow-same-origin (an opaque origin), so messages go to
+// the parent with target "*" and incoming ones are checked by source.
 (function () {
   'use strict';
 
@@ -114,16 +114,18 @@
       nav.textContent = navigation.path;
       nav.classList.remove('muted');
     }
-    var tokens = payload && payload.theme_tokens;
-    if (tokens && typeof tokens === 'object') {
-      var root = document.documentElement;
-      Object.keys(tokens).forEach(function (name) {
-        var value = tokens[name];
-        if (typeof value !== 'string' && typeof value !== 'number') return;
-        root.style.setProperty(name.indexOf('--') === 0 ? name : '--' + name, String(value));
-      });
-    }
+    applyTheme(payload && payload.theme_tokens);
     reportHeight();
+  }
+
+  function applyTheme(tokens) {
+    if (!tokens || typeof tokens !== 'object') return;
+    var root = document.documentElement;
+    Object.keys(tokens).forEach(function (name) {
+      var value = tokens[name];
+      if (typeof value !== 'string' && typeof value !== 'number') return;
+      root.style.setProperty(name.indexOf('--') === 0 ? name : '--' + name, String(value));
+    });
   }
 
   window.addEventListener('message', function (event) {
@@ -132,6 +134,7 @@
     if (!message || message.alga !== true || message.version !== VERSION) return;
     if (message.type === 'apiproxy_response') onApiResponse(message);
     else if (message.type === 'bootstrap') onBootstrap(message.payload || {});
+    else if (message.type === 'theme') applyTheme(message.payload);
   });
 
   document.addEventListener('DOMContentLoaded', function () {

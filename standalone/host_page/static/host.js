@@ -1,7 +1,9 @@
-// Host side of the Alga iframe bridge (envelope {alga: true, version: "1", type, request_id?, payload})
-// plus the page's developer tools: tenant switcher, theme toggle, "call endpoint" form, debug console.
-//   host -> iframe: bootstrap {session, theme_tokens, navigation}, theme_tokens, apiproxy_response
-//   iframe -> host: ready, resize {height}, navigate {path}, apiproxy {route, method, body (base64)}
+// Host side of the Alga iframe bridge (envelope {alga: true, version: "1", type, request_id?, payload}),
+// as Alga's own hosts speak it (ee/server/src/lib/extensions/ui/iframeBridge.ts and the iframe
+// components using it), plus the page's developer tools: tenant switcher, theme toggle, "call
+// endpoint" form, debug console.
+//   host -> iframe: bootstrap {session, theme_tokens, navigation}, theme {--alga-*: value}, apiproxy_response
+//   iframe -> host: ready, resize {height}, navigate {path} (ignored), apiproxy {route, method, body (base64)}
 (function () {
   'use strict';
 
@@ -43,11 +45,6 @@
       if (s === '.' || s === '..') return null;
     }
     return route;
-  }
-
-  function clientPath(path) {
-    return typeof path === 'string' && path.charAt(0) === '/' && path.length <= 2048 &&
-      !/[\u0000-\u001f\u007f]/.test(path) ? path : null;
   }
 
   // ---- theme ---------------------------------------------------------------------------------
@@ -150,23 +147,27 @@
     this.config = config;
     this.console = console_;
     this.readySeen = false;
+    // As Alga's DockerExtensionIframe: the src resolved against the page, plus ?parentOrigin=, which
+    // the SDK's IframeBridge takes as the only origin it accepts messages from and posts to.
     var src = new URL(frame.getAttribute('data-src'), window.location.href);
-    // A frame sandboxed without allow-same-origin (the default) has an opaque origin: its messages
-    // arrive with origin "null", and no targetOrigin can name it, so posting to the src origin would
-    // be dropped by the browser. Outbound messages then use "*", but only ever to this iframe's own
-    // contentWindow, whose src this page set; inbound ones are accepted only from that window. A
-    // frame with a real origin (allow-same-origin) gets exactly its src origin both ways.
+    src.searchParams.set('parentOrigin', window.location.origin);
+    this.src = src.toString();
+    // The default sandbox (allow-same-origin, as Alga's hosts) keeps the src origin. The strict one
+    // gives the frame an opaque origin: its messages arrive with origin "null" and no targetOrigin can
+    // name it, so this page posts with "*", but only ever to this iframe's own contentWindow, and
+    // accepts messages only from that window.
     var opaque = frame.hasAttribute('sandbox') && !frame.sandbox.contains('allow-same-origin');
     this.targetOrigin = opaque ? '*' : src.origin;
     this.expectedOrigin = opaque ? 'null' : src.origin;
   }
 
-  Bridge.prototype.post = function (type, payload, requestId) {
+  // apiproxy_response goes to "*" in every mode, as Alga's host bridge posts it.
+  Bridge.prototype.post = function (type, payload, requestId, targetOrigin) {
     var target = this.frame.contentWindow;
     if (!target) return;
     var message = { alga: true, version: VERSION, type: type, payload: payload };
     if (requestId !== undefined) message.request_id = requestId;
-    target.postMessage(message, this.targetOrigin);
+    target.postMessage(message, targetOrigin || this.targetOrigin);
   };
 
   Bridge.prototype.bootstrap = function () {
@@ -177,30 +178,44 @@
     });
   };
 
-  // The dev flag (EXT_UI_BRIDGE_ANY_ORIGIN) widens which origins are accepted, never the source check.
+  // Alga's knative host sends "theme" (payload: the token map) on "ready" and on every theme change;
+  // the SDK's subscribeTheme() applies it.
+  Bridge.prototype.theme = function () {
+    this.post('theme', themes[currentTheme()]);
+  };
+
+  // Alga's host bridge checks the source window and the origin, and for resize and apiproxy nothing
+  // else; ready and navigate need the envelope. The dev flag (EXT_UI_BRIDGE_ANY_ORIGIN) widens the
+  // accepted origins, never the source check.
   Bridge.prototype.accepts = function (event) {
     if (!this.frame.contentWindow || event.source !== this.frame.contentWindow) return false;
     if (!this.config.any_origin && event.origin !== this.expectedOrigin) return false;
-    var m = event.data;
-    return !!m && typeof m === 'object' && m.alga === true && m.version === VERSION && typeof m.type === 'string';
+    return !!event.data && typeof event.data === 'object';
   };
 
   Bridge.prototype.onMessage = function (event) {
     if (!this.accepts(event)) return;
     var m = event.data;
+    var enveloped = m.alga === true && m.version === VERSION;
     var payload = m.payload && typeof m.payload === 'object' ? m.payload : {};
-    if (m.type === 'ready') {
-      this.readySeen = true;
-      this.bootstrap();
-    } else if (m.type === 'resize') {
+    if (!enveloped && (m.type === 'resize' || m.type === 'apiproxy')) {
+      this.console.bridge('warn', m.type + ' without the {alga: true, version: "1"} envelope ' +
+        '(handled, as Alga does; the SDK always sends it)');
+    }
+    if (m.type === 'resize') {
       var height = Number(payload.height);
       if (isFinite(height)) {
         this.frame.style.height = Math.max(MIN_HEIGHT, Math.min(MAX_HEIGHT, Math.floor(height))) + 'px';
       }
-    } else if (m.type === 'navigate') {
-      this.navigate(payload.path);
     } else if (m.type === 'apiproxy') {
       this.apiproxy(m.request_id, payload);
+    } else if (enveloped && m.type === 'ready') {
+      this.readySeen = true;
+      this.bootstrap();
+      this.theme();
+    } else if (enveloped && m.type === 'navigate') {
+      // The hosts Alga uses ignore navigate; so does this one, so a UI cannot come to rely on it.
+      this.console.bridge('info', 'navigate ' + JSON.stringify(payload.path) + ' ignored (as Alga\'s hosts do)');
     }
   };
 
@@ -209,49 +224,45 @@
     this.readySeen = false;
   };
 
-  Bridge.prototype.navigate = function (path) {
-    path = clientPath(path);
-    if (path === null) return;
-    this.config.path = path;
-    var url = new URL(window.location.href);
-    url.searchParams.set('path', path);
-    window.history.replaceState(null, '', url.pathname + url.search);
-    $('nav-path').textContent = path;
-  };
-
+  // As Alga's iframeBridge.ts: no request_id, no reply; a method outside GET/POST/PUT/PATCH/DELETE
+  // gets no reply either (the SDK times out); the body is base64, sent only for non-GET as
+  // application/octet-stream; an HTTP error becomes "Proxy error <status>: <body>".
   Bridge.prototype.apiproxy = function (requestId, payload) {
     var self = this;
-    if (typeof requestId !== 'string' || !requestId) return;
-    function answer(result) { self.post('apiproxy_response', result, requestId); }
-    // No method means POST, as older SDK payloads had none (Alga host behaviour).
-    var method = typeof payload.method === 'string' && payload.method ? payload.method.toUpperCase() : 'POST';
-    var route = safeRoute(payload.route);
-    if (METHODS.indexOf(method) < 0) return answer({ error: 'Unsupported proxy method: ' + payload.method });
-    if (route === null) return answer({ error: 'Invalid proxy route' });
-    var body;
-    if (typeof payload.body === 'string' && payload.body && method !== 'GET') {
-      try { body = base64ToBytes(payload.body); } catch (e) { return answer({ error: 'Invalid base64 body' }); }
+    if (!requestId) return;
+    var method = typeof payload.method === 'string' && payload.method.trim() ? payload.method.toUpperCase() : 'POST';
+    if (METHODS.indexOf(method) < 0) {
+      this.console.bridge('error', 'apiproxy: unsupported method ' + JSON.stringify(payload.method) +
+        '; no reply (as Alga\'s host bridge)');
+      return;
     }
-    var url = '/api/ext-proxy/' + encodeURIComponent(this.config.extension_id) + route;
+    function answer(result, level, text) {
+      self.console.bridge(level, 'apiproxy ' + method + ' ' + payload.route + ' ' + text);
+      self.post('apiproxy_response', result, requestId, '*');
+    }
+    var route = safeRoute(payload.route || '');
+    if (route === null) return answer({ error: 'Invalid proxy route' }, 'error', 'refused (dot segment)');
+    var body;
+    if (payload.body) {
+      try { body = base64ToBytes(payload.body); } catch (e) { return answer({ error: e.message }, 'error', 'bad body'); }
+    }
+    // No session here: the page names its tenant for the standalone gateway.
     var init = { method: method, headers: { 'x-alga-tenant': this.config.tenant } };
-    if (body) {
+    if (body && method !== 'GET') {
       init.body = body;
       init.headers['content-type'] = 'application/octet-stream';
     }
-    fetch(url, init).then(function (res) {
+    fetch('/api/ext-proxy/' + encodeURIComponent(this.config.extension_id) + route, init).then(function (res) {
       if (!res.ok) {
-        return res.text().then(function (text) {
-          self.console.bridge('warn', 'apiproxy ' + method + ' ' + route + ' -> ' + res.status);
-          answer({ error: 'Proxy error ' + res.status + ': ' + text });
+        return res.text().catch(function () { return res.statusText; }).then(function (text) {
+          answer({ error: 'Proxy error ' + res.status + ': ' + text }, 'warn', '-> ' + res.status);
         });
       }
       return res.arrayBuffer().then(function (buf) {
-        self.console.bridge('info', 'apiproxy ' + method + ' ' + route + ' -> ' + res.status);
-        answer({ body: bytesToBase64(new Uint8Array(buf)) });
+        answer({ body: bytesToBase64(new Uint8Array(buf)) }, 'info', '-> ' + res.status);
       });
     }).catch(function (err) {
-      self.console.bridge('error', 'apiproxy ' + method + ' ' + route + ' failed: ' + err);
-      answer({ error: String(err && err.message ? err.message : err) });
+      answer({ error: String(err && err.message ? err.message : err) }, 'error', 'failed: ' + err);
     });
   };
 
@@ -332,8 +343,8 @@
   var bridge = new Bridge(frame, config, debug);
   window.addEventListener('message', function (event) { bridge.onMessage(event); });
   frame.addEventListener('load', function () { bridge.onLoad(); });
-  themeListeners.push(function (name) { bridge.post('theme_tokens', themes[name]); });
+  themeListeners.push(function () { bridge.theme(); });
   // Set only now, so neither the child's "ready" nor its "load" can come before the listeners.
-  frame.src = frame.getAttribute('data-src');
+  frame.src = bridge.src;
   setupCallForm(config);
 })();
