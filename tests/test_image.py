@@ -269,9 +269,6 @@ def ui_through_alga_proxy(alga_runner) -> requests.Response:
                         headers={"x-tenant-id": TENANT, "accept-encoding": "gzip, br"}, timeout=10)
 
 
-@pytest.mark.xfail(reason="DECISIONS.md #8 is not implemented on main yet: attached to an Alga server the "
-                          "runner still answers br/gzip variants, which Alga's Node proxy decodes while keeping "
-                          "content-encoding", strict=False)
 def test_alga_ui_proxy_gets_identity_bodies(alga_runner):
     assert "content-encoding" not in ui_through_alga_proxy(alga_runner).headers
 
