@@ -1,4 +1,4 @@
-"""Settings of standalone mode: the scheduler loop, the host page and `make run`'s samples."""
+"""Settings of standalone mode: the gateway, the scheduler loop, the host page and `make run`'s samples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,3 +14,7 @@ class StandaloneSettings:
         "EXT_UI_BRIDGE_ANY_ORIGIN", False,
         "Development only: the host page accepts bridge messages from any origin (the source check stays).")
     install_samples: bool = setting("EXT_INSTALL_SAMPLES", False, "Install the sample extensions at start.")
+    gateway_timeout_ms: int = setting(
+        "EXT_GATEWAY_TIMEOUT_MS", 30000,
+        "Standalone gateway and schedules: limits.timeout_ms of each call, and 502 bad_gateway after it "
+        "(Alga's name and default).")
