@@ -139,15 +139,14 @@ def init_app(app: Flask, *, registry: Registry, secrets: SecretsStore, executor:
                                     max_request_bytes).blueprint())
 
 
+@dataclass
 class _Gateway:
-    def __init__(self, registry: Registry, secrets: SecretsStore, executor: Executor, default_tenant: str,
-                 timeout_ms: int, max_request_bytes: int):
-        self.registry = registry
-        self.secrets = secrets
-        self.executor = executor
-        self.default_tenant = default_tenant
-        self.timeout_ms = timeout_ms
-        self.max_request_bytes = max_request_bytes
+    registry: Registry
+    secrets: SecretsStore
+    executor: Executor
+    default_tenant: str
+    timeout_ms: int
+    max_request_bytes: int
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("gateway", __name__)
