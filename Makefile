@@ -5,6 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8085
+# Loopback unless asked otherwise, also inside a dev container (where the service's own default is 0.0.0.0).
+HOST   ?= 127.0.0.1
 APT_PACKAGES := redis-server nginx wrk chromium
 # The image tests (tests/test_image.py) build and run the container with podman.
 CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	@mkdir -p var
-	EXT_INSTALL_SAMPLES=$${EXT_INSTALL_SAMPLES:-true} PORT=$(PORT) \
+	EXT_INSTALL_SAMPLES=$${EXT_INSTALL_SAMPLES:-true} HOST=$(HOST) PORT=$(PORT) \
 		$(VENV)/bin/gunicorn -c gunicorn.conf.py 'app:create_app()'
 
 # System packages the tests use (real redis-server, nginx for the benchmark, Chromium for pages).

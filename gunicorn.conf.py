@@ -14,7 +14,7 @@ from settings import Settings  # noqa: E402  (after the metrics folder is chosen
 
 _settings = Settings.from_env()
 
-bind = f"{_settings.service.host}:{_settings.service.port}"
+bind = _settings.service.bind
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_connections = 1000

@@ -1,15 +1,9 @@
 #!/bin/sh
-# Container entry point: two checks on what the platform hands us, then exec the command
-# (Gunicorn by default) so it is PID 1 and gets SIGTERM directly.
+# Container entry point: one check on what the platform hands us, then exec the command
+# (Gunicorn by default) so it is PID 1 and gets SIGTERM directly. (A HOST that holds a URL, as
+# Alga's compose.env sets, needs nothing here: the service's settings ignore it and listen on
+# 0.0.0.0 inside a container; service/settings.py.)
 set -eu
-
-# HOST is the listen address. Some stacks set HOST to a URL for other services (Alga's
-# compose.env does); Gunicorn cannot bind to that, so listen on every address instead.
-case "${HOST:-}" in
-    *://*|*/*)
-        echo "entrypoint: HOST=$HOST is not an address; listening on 0.0.0.0" >&2
-        export HOST=0.0.0.0 ;;
-esac
 
 # EXT_CACHE_ROOT (/app/tmp-ext) is often a bind mount that the engine created as root
 # (docker compose does for ./tmp-ext), which this non-root user cannot write. Run on a

@@ -48,5 +48,5 @@ def _statements(sql: str) -> list[str]:
     return statements
 
 
-for _file in ("0001_registry.sql", "0002_storage.sql", "0003_schedules_and_seed.sql"):
+for _file in ("0001_registry.sql", "0002_storage.sql", "0003_schedules_and_seed.sql", "0004_invoices.sql"):
     _step(_file)

@@ -79,7 +79,12 @@ class RunnerSettings:
     egress_timeout_ms: int = setting("EXT_EGRESS_TIMEOUT_MS", 30000, "Timeout of one fetch.")
     # host interfaces
     storage_max_value_bytes: int = setting("EXT_STORAGE_MAX_VALUE_BYTES", 1 * MiB, "Largest storage value.")
-    ui_proxy_base_url: str = setting("UI_PROXY_BASE_URL", "", "ui-proxy target; unset = route-not-found.")
+    ui_proxy_base_url: str = setting("UI_PROXY_BASE_URL", "",
+                                     "ui-proxy target (an Alga server's origin); unset = route-not-found, or "
+                                     "UI_PROXY_ROUTES_FILE in standalone mode.")
+    ui_proxy_routes_file: str = setting("UI_PROXY_ROUTES_FILE", "",
+                                        "Standalone mode without UI_PROXY_BASE_URL: ui-proxy answers from this JSON "
+                                        "file of routes (`\"GET /api/x\": {\"status\": 200, \"json\": ...}`).")
     ui_proxy_auth_key: str = setting("UI_PROXY_AUTH_KEY", "", "Sent as x-runner-auth on ui-proxy calls.")
     ui_proxy_timeout_ms: int = setting("UI_PROXY_TIMEOUT_MS", 5000, "ui-proxy call timeout.")
     # secrets

@@ -23,14 +23,18 @@ T = TypeVar("T")
 
 
 def setting(env: str, default: Any, help: str, *, aliases: tuple[str, ...] = (),
-            parse: Callable[[str], Any] | None = None, shown_default: str | None = None) -> Any:
+            parse: Callable[[str], Any] | None = None, shown_default: str | None = None,
+            default_from: Callable[[Mapping[str, str]], Any] | None = None) -> Any:
     """A settings field read from ``env`` (then ``aliases``).
 
     :param parse: replaces the parser chosen from the field's type.
     :param shown_default: what the configuration table shows instead of ``default``.
+    :param default_from: computes the default from the environment when no variable gives a
+        usable value (``default`` is then only the dataclass's own default).
     """
     return dataclasses.field(default=default, metadata={
-        "env": env, "aliases": aliases, "help": help, "parse": parse, "shown_default": shown_default})
+        "env": env, "aliases": aliases, "help": help, "parse": parse, "shown_default": shown_default,
+        "default_from": default_from})
 
 
 def names(f: dataclasses.Field) -> list[str]:
@@ -58,9 +62,11 @@ def load(cls: type[T], environ: Mapping[str, str], overrides: Mapping[str, Any] 
                 continue
             try:
                 values[f.name] = parse(raw)
-            except ValueError:
-                log.warning("ignoring invalid %s=%r; using the default %r", name, raw, f.default)
+            except ValueError as e:
+                log.warning("ignoring invalid %s=%r (%s); using the default", name, raw, e)
             break
+        if f.name not in values and f.metadata["default_from"] is not None:
+            values[f.name] = f.metadata["default_from"](environ)
     return cls(**values)
 
 

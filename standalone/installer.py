@@ -7,6 +7,7 @@ the component so the first request is fast. Shared by ``flask ext install``,
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 
 from runner.executor import Executor
 from runner.policy.capabilities import known_only
+from standalone.manifest import resolve_version
 from standalone.packing import pack
 from storage.bundles.stores import BundleStore, bundle_key
 from storage.registry.installs import Install, Registry, RegistryError
@@ -71,6 +73,8 @@ class Installer:
             packed = pack(folder, Path(tmp) / "bundle.tar.zst")
             m = packed.manifest
             registry_id = self.registry.registry_id(m.publisher, m.name)
+            if m.wildcard_version:
+                m = dataclasses.replace(m, version=self._free_version(registry_id, m.version, packed.content_hash))
             key = bundle_key(tenant, registry_id, packed.hex)
             self.progress(f"uploading {packed.size / 1e6:.1f} MB to {self.store.describe()} ...")
             self.store.put(key, packed.path)
@@ -90,6 +94,15 @@ class Installer:
             raise RegistryError(f"no extension {ref!r} is installed for tenant {tenant}; see: flask ext list")
         self.registry.uninstall(install, purge)
         return install
+
+    def _free_version(self, registry_id: str, wildcard: str, content_hash: str) -> str:
+        """``X.Y.*``: the next free patch number, as Alga's finalize picks it; the same bytes
+        installed again keep the version they got (finalize would make yet another one)."""
+        versions = self.registry.versions(registry_id)
+        same = [v for v, active in versions.items() if active == content_hash and v.startswith(wildcard[:-1])]
+        resolved = same[0] if same else resolve_version(wildcard, list(versions))
+        self.progress(f"version {wildcard} is {resolved}")
+        return resolved
 
     def _warm(self, tenant: str, registry_id: str, hex_hash: str) -> list[str]:
         started = time.monotonic()

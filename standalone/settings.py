@@ -1,4 +1,4 @@
-"""Settings of standalone mode: the scheduler loop, the host page and `make run`'s samples."""
+"""Settings of standalone mode: the gateway, the scheduler loop, the host page and `make run`'s samples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,3 +22,7 @@ class StandaloneSettings:
         "(opaque origin; the UI cannot read the page or call /api/ext itself).",
         parse=one_of(*SANDBOX_CHOICES))
     install_samples: bool = setting("EXT_INSTALL_SAMPLES", False, "Install the sample extensions at start.")
+    gateway_timeout_ms: int = setting(
+        "EXT_GATEWAY_TIMEOUT_MS", 30000,
+        "Standalone gateway and schedules: limits.timeout_ms of each call, and 502 bad_gateway after it "
+        "(Alga's name and default).")

@@ -58,12 +58,13 @@ def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings
     app.cli.add_command(cli.ext)
     if serve:
         gateway.init_app(app, registry=db, secrets=state.secrets, executor=executor,
-                         default_tenant=registry.default_tenant, timeout_ms=runner.default_timeout_ms)
+                         default_tenant=registry.default_tenant, timeout_ms=standalone.gateway_timeout_ms,
+                         max_request_bytes=runner.max_request_bytes)
         state.host_page = HostPage(db, debug, lifecycle, registry.default_tenant, standalone.ui_bridge_any_origin,
                                    standalone.ui_sandbox)
         host_page.init_app(app, state.host_page)
         state.scheduler = ScheduleLoop(db, state.secrets, executor, standalone.scheduler_tick_ms,
-                                       runner.default_timeout_ms)
+                                       standalone.gateway_timeout_ms)
         if standalone.scheduler_enabled:
             lifecycle.add(state.scheduler)
     return state

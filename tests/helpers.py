@@ -81,7 +81,9 @@ def free_port() -> int:
 def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True, own_group: bool = False):
     """The service under Gunicorn (gunicorn.conf.py) with ``env`` added; returns (process, base URL).
 
-    ``env`` must set PORT. With ``wait``, returns once /livez answers (the log tail is shown if it never does).
+    ``env`` must set PORT; HOST is 127.0.0.1 unless ``env`` says otherwise (this machine may be a
+    container, where the default is 0.0.0.0). With ``wait``, returns once /livez answers (the log
+    tail is shown if it never does).
     With ``own_group`` it runs in a process group of its own, which ``os.killpg`` ends whole (a replica dying).
     """
     import os
@@ -95,7 +97,7 @@ def start_gunicorn(env: dict[str, str], log: Path, wait: bool = True, own_group:
     base = f"http://127.0.0.1:{env['PORT']}"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                                 "app:create_app()"], cwd=ROOT, env={**os.environ, **env},
+                                 "app:create_app()"], cwd=ROOT, env={**os.environ, "HOST": "127.0.0.1", **env},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=own_group)
     for _ in range(300 if wait else 0):
         try:

@@ -137,6 +137,20 @@ def test_install_prints_ids_urls_and_is_idempotent(cli, mini, app):
     assert changed["changed"] == ["bundle"] and changed["content_hash"] != install.content_hash
 
 
+def test_wildcard_version_takes_the_next_free_patch(cli, tmp_path, mini_wasm):
+    """X.Y.* as Alga's finalize resolves it; the same bytes again keep their version."""
+    folder = write_extension(tmp_path / "wild", name="com.tests.wild", wasm=mini_wasm, endpoints=ENDPOINTS,
+                             version="0.3.*")
+    first = json.loads(cli("install", str(folder), "--json", "--no-warm").stdout)
+    assert first["version"] == "0.3.0"
+    assert json.loads(cli("install", str(folder), "--json", "--no-warm").stdout)["changed"] == []
+    (folder / "ui" / "index.html").write_text("<h1>changed</h1>")
+    assert json.loads(cli("install", str(folder), "--json", "--no-warm").stdout)["version"] == "0.3.1"
+    (folder / "ui" / "index.html").write_text("<h1>changed again</h1>")
+    third = json.loads(cli("install", str(folder), "--json", "--no-warm").stdout)
+    assert third["version"] == "0.3.2" and third["changed"] == ["version", "bundle", "install"]
+
+
 def test_tenants_and_unknown_tenant(cli, mini):
     assert "create it with: flask ext tenants create acme" in cli("install", str(mini), "-t", "acme", ok=False).output
     cli("tenants", "create", "acme", "--name", "Acme")

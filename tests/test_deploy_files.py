@@ -115,9 +115,10 @@ def entrypoint(env: dict[str, str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if item)
 
 
-def test_entrypoint_listens_everywhere_when_host_holds_a_url(tmp_path):
-    assert entrypoint({"HOST": "http://alga.example.com:3000", "EXT_CACHE_ROOT": str(tmp_path)})["HOST"] == "0.0.0.0"
-    assert entrypoint({"HOST": "127.0.0.1", "EXT_CACHE_ROOT": str(tmp_path)})["HOST"] == "127.0.0.1"
+def test_entrypoint_leaves_host_to_the_settings(tmp_path):
+    """A URL in HOST is the settings' business (tests/test_binding.py), not the entry point's."""
+    for host in ("http://alga.example.com:3000", "127.0.0.1"):
+        assert entrypoint({"HOST": host, "EXT_CACHE_ROOT": str(tmp_path)})["HOST"] == host
 
 
 def test_entrypoint_falls_back_to_a_private_cache_when_the_volume_is_not_writable(tmp_path):

@@ -205,3 +205,83 @@ def test_redirects_are_followed_but_credentials_stay_on_the_origin(backend):
 def test_zero_timeout_means_default(backend):
     ctx = ctx_for(backend.url, ui_proxy_timeout_ms=0)
     assert ui_proxy.call_route(ctx, "/x", None) == b"raw:/ext-ok/x"
+
+
+# -- standalone: UI_PROXY_ROUTES_FILE ----------------------------------------------------------
+
+ROUTES = {
+    "GET /api/v1/platform-reports": {"json": {"data": [{"report_id": "r-1"}]}},
+    "POST /api/v1/platform-reports": {"status": 201, "json": {"report_id": "r-2"}},
+    "DELETE /api/v1/platform-reports/:id": {"status": 403, "json": {"error": "no"}},
+    "/api/v1/platform-reports/:id": {"json": {"report_id": "r-1", "name": "Usage"}},
+    "/tickets/*": {"body": "tickets"},
+    "/empty": {"status": 204},
+}
+
+
+def routes_ctx(tmp_path, doc, *, attached=False, base=""):
+    path = tmp_path / "routes.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    overrides = {"ui_proxy_routes_file": str(path), "ui_proxy_base_url": base}
+    if attached:
+        overrides["registry_base_url"] = "http://127.0.0.1:9"
+    s = Settings.from_env({}, **overrides)
+    return call_context(s, tenant="t", extension="e", grants={"cap:ui.proxy"}), path
+
+
+@pytest.mark.parametrize("route, payload, answer", [
+    ("/api/v1/platform-reports", None, {"data": [{"report_id": "r-1"}]}),
+    ("/api/v1/platform-reports?limit=5", None, {"data": [{"report_id": "r-1"}]}),  # the query is not matched
+    ("/api/v1/platform-reports", b'{"name": "x", "__method": "POST"}', {"report_id": "r-2"}),
+    ("/api/v1/platform-reports", b"{}", {"report_id": "r-2"}),  # a payload makes it a POST
+    ("api/v1/platform-reports/abc/", b'{"__method": "PUT"}', {"report_id": "r-1", "name": "Usage"}),
+    ("/tickets/list/open", b"{}", "tickets"),
+    ("/tickets", None, "tickets"),  # a final * matches any number of segments, none included
+    ("/empty", None, None),
+])
+def test_routes_file_answers(tmp_path, route, payload, answer):
+    ctx, _ = routes_ctx(tmp_path, ROUTES)
+    out = ui_proxy.call_route(ctx, route, payload)
+    assert not isinstance(out, Err), out
+    raw = bytes(out)
+    assert (json.loads(raw) if raw and answer != "tickets" else raw.decode() or None) == answer
+
+
+@pytest.mark.parametrize("route, payload, error", [
+    ("/api/v1/platform-reports/abc", b'{"__method": "DELETE"}', "denied"),
+    ("/nothing", None, "route-not-found"),
+    ("/ticket/list", None, "route-not-found"),
+])
+def test_routes_file_errors_are_proxy_errors(tmp_path, route, payload, error):
+    ctx, _ = routes_ctx(tmp_path, ROUTES)
+    out = ui_proxy.call_route(ctx, route, payload)
+    assert isinstance(out, Err) and out.payload == error
+
+
+def test_routes_file_is_read_again_when_it_changes(tmp_path):
+    ctx, path = routes_ctx(tmp_path, {"/a": {"body": "one"}})
+    assert bytes(ui_proxy.call_route(ctx, "/a", None)) == b"one"
+    path.write_text(json.dumps({"/a": {"body": "two, longer"}}))
+    assert bytes(ui_proxy.call_route(ctx, "/a", None)) == b"two, longer"
+
+
+@pytest.mark.parametrize("doc, named", [
+    ("{nope", "not valid JSON"),
+    ("[]", "must be a JSON object"),
+    ({"TRACE /x": {}}, "'TRACE /x'"),
+    ({"x": {}}, "'x'"),
+    ({"/x": {"status": 99}}, "status must be"),
+    ({"/x": {"json": 1, "body": "b"}}, "the value must be"),
+    ({"/x": {"body": 5}}, "body must be text"),
+])
+def test_a_bad_routes_file_is_reported_by_entry(tmp_path, caplog, doc, named):
+    ctx, _ = routes_ctx(tmp_path, doc)
+    assert ui_proxy.call_route(ctx, "/x", None).payload == "internal"
+    assert any(named in r.getMessage() and "UI_PROXY_ROUTES_FILE" in r.getMessage() for r in caplog.records)
+
+
+def test_routes_file_only_without_a_base_and_only_standalone(tmp_path, backend):
+    ctx, _ = routes_ctx(tmp_path, ROUTES, attached=True)
+    assert ui_proxy.call_route(ctx, "/api/v1/platform-reports", None).payload == "route-not-found"
+    ctx, _ = routes_ctx(tmp_path, ROUTES, base=backend.url)  # UI_PROXY_BASE_URL wins
+    assert ui_proxy.call_route(ctx, "/x", None) == b"raw:/e/x"

@@ -16,7 +16,7 @@ def schema(db) -> list[tuple]:
 
 def test_running_twice_is_a_no_op(tmp_path):
     db = connect(tmp_path / "r.db")
-    assert migrate(db) == ALL == ["0001_registry", "0002_storage", "0003_schedules_and_seed"]
+    assert migrate(db) == ALL == ["0001_registry", "0002_storage", "0003_schedules_and_seed", "0004_invoices"]
     before = schema(db), list(db["_sqlite_migrations"].rows)
     assert migrate(db) == []
     assert (schema(db), list(db["_sqlite_migrations"].rows)) == before
@@ -27,7 +27,8 @@ def test_reference_tables_exist(tmp_path):
     db = open_db(tmp_path / "r.db")
     assert {"tenants", "extension_registry", "extension_version", "extension_bundle", "tenant_extension_install",
             "tenant_extension_install_config", "tenant_extension_install_secrets", "ext_storage", "ext_schedule",
-            "seed_client", "seed_service", "_sqlite_migrations"} <= set(db.table_names())
+            "seed_client", "seed_service", "invoice", "invoice_charge", "invoice_number",
+            "_sqlite_migrations"} <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -40,7 +41,7 @@ def test_a_database_of_the_older_migration_runner_is_taken_over(tmp_path):
             db.execute(statement)
         db.execute("INSERT INTO schema_version VALUES (?, ?)", [version, name])
     db.execute("INSERT INTO tenants (id, name) VALUES ('t', 'kept')")
-    assert migrate(db) == ALL  # recorded; only the third step's SQL runs
+    assert migrate(db) == ALL  # recorded; only the later steps' SQL runs
     assert [row["name"] for row in db.query("SELECT name FROM tenants")] == ["kept"]
     assert "ext_schedule" in db.table_names()
 

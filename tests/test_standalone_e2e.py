@@ -79,7 +79,7 @@ def test_the_samples_make_run_installs(make_app):
 def test_make_run_installs_the_samples_under_gunicorn(tmp_path, shared_dirs):
     """What `make run` does: EXT_INSTALL_SAMPLES=true, two Gunicorn processes sharing one registry."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "EXT_INSTALL_SAMPLES": "true", "WEB_CONCURRENCY": "2",
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "EXT_INSTALL_SAMPLES": "true", "WEB_CONCURRENCY": "2",
            "EXT_WORKERS": "1", "EXT_REGISTRY_DB": str(tmp_path / "r.db"), "BUNDLE_STORE_BASE": str(tmp_path / "b"),
            "EXT_CACHE_ROOT": str(shared_dirs["cache"]), "EXT_SECRETS_KEY_FILE": str(tmp_path / "key")}
     log = tmp_path / "server.log"

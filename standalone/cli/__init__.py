@@ -3,7 +3,7 @@
 Commands that print data take ``--json``. A failure is an ``Error:`` line that
 says what to do next (``click.ClickException``); long steps report progress on
 stderr, results go to stdout. This module has the install life cycle;
-cli_manage.py has config, secrets, tenants, seed data and logs.
+cli_manage.py has config, secrets, tenants, seed data, invoices and logs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from storage.registry.db import connect
 from storage.registry.db import migrate as apply_migrations
 
 ext = AppGroup("ext", help="Pack, install and manage extensions in the standalone registry.")
-for _command in (manage.config, manage.secrets, manage.tenants, manage.seed, manage.logs):
+for _command in (manage.config, manage.secrets, manage.tenants, manage.seed, manage.invoices, manage.logs):
     ext.add_command(_command)
 
 

@@ -1,4 +1,4 @@
-"""``flask ext`` commands for an install's data and for tenants: config, secrets, tenants, seed, logs."""
+"""``flask ext`` commands for an install's data and for tenants: config, secrets, tenants, seed, invoices, logs."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,9 @@ from flask.cli import AppGroup, with_appcontext
 from runner.settings import redis_url
 from runner.debug.stream import stream_key
 from standalone import seed as seeds
-from standalone.cli.support import echo, find_install, friendly, json_option, state, tenant_option
+from standalone.cli.support import (default_tenant, echo, find_install, friendly, json_option, state,
+                                    tenant_option)
+from storage.registry import invoices as invoice_store
 
 
 @click.group(cls=AppGroup)
@@ -128,6 +130,41 @@ def seed(file):
     for part in seeds.parse(doc, state().default_tenant):
         seeds.write(state().registry, part)
         click.echo(f"tenant {part.tenant}: {len(part.clients)} client(s), {len(part.services)} service(s)")
+
+
+@click.group(cls=AppGroup)
+def invoices():
+    """Manual invoices extensions made with the invoicing host API (amounts in minor units)."""
+
+
+@invoices.command("list")
+@tenant_option
+@json_option
+def invoices_list(tenant, as_json):
+    found = invoice_store.list_invoices(state().registry.db, default_tenant(tenant))
+    echo(as_json, found, "\n".join(
+        f"{i['number']}  {i['status']:<6} {i['invoice_date']}  client {i['client_id']}  "
+        f"subtotal {i['subtotal']}  tax {i['tax']}  total {i['total']}" for i in found) or "no invoices")
+
+
+@invoices.command("show")
+@click.argument("number_or_id")
+@tenant_option
+@json_option
+def invoices_show(number_or_id, tenant, as_json):
+    tenant = default_tenant(tenant)
+    invoice = invoice_store.get_invoice(state().registry.db, tenant, number_or_id)
+    if invoice is None:
+        raise click.ClickException(f"no invoice {number_or_id!r} for tenant {tenant}; see: flask ext invoices list")
+    lines = [f"{invoice['number']} ({invoice['status']}) id {invoice['id']}",
+             f"  client {invoice['client_id']}  date {invoice['invoice_date']}  due {invoice['due_date']}"
+             f"  PO {invoice['po_number'] or '-'}  install {invoice['install_id']}"]
+    for c in invoice["charges"]:
+        kind = f" ({c['discount_type']} discount)" if c["is_discount"] else ""
+        lines.append(f"  {c['quantity']:g} x {c['unit_price']}  {c['description']}{kind}: net {c['net_amount']}"
+                     f"  tax {c['tax_amount']} at {c['tax_rate']:g}%")
+    lines.append(f"  subtotal {invoice['subtotal']}  tax {invoice['tax']}  total {invoice['total']}")
+    echo(as_json, invoice, "\n".join(lines))
 
 
 @click.command()

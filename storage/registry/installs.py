@@ -174,6 +174,13 @@ class Registry:
         rows = self.db.query("SELECT id FROM extension_registry WHERE publisher = ? AND name = ?", [publisher, name])
         return next((row["id"] for row in rows), None) or deterministic_id(f"{publisher}/{name}")
 
+    def versions(self, registry_id: str) -> dict[str, str | None]:
+        """An extension's versions, each with its active bundle's content hash (None without one)."""
+        rows = self.db.query(f"SELECT v.version, (SELECT b.content_hash FROM extension_bundle b WHERE "
+                             f"b.version_id = v.id ORDER BY b.created_at DESC, b.rowid DESC LIMIT 1) AS hash "
+                             f"FROM extension_version v WHERE v.registry_id = ?", [registry_id])
+        return {row["version"]: row["hash"] for row in rows}
+
     def upsert(self, tenant: str, manifest: Release, content_hash: str, size_bytes: int, storage_url: str,
                granted_caps: list[str]) -> Upserted:
         """Write registry, version, bundle and install rows, each only when it differs from what is stored.

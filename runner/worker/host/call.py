@@ -22,6 +22,7 @@ from runner.messages import ExecutionIds, WorkerConfig
 from runner.policy.capabilities import DEFAULTS
 from runner.policy.egress import Policy
 from runner.settings import RunnerSettings
+from runner.worker.host.ui_proxy_routes import RoutesFile
 from service.logs import LEVELS
 from storage.api import InternalApi
 
@@ -31,10 +32,11 @@ log = logging.getLogger("ext")
 class HostState:
     """:param api: the Alga server's /api/internal/ext-* (attached) or the SQLite registry's (standalone)."""
 
-    def __init__(self, settings: RunnerSettings, api: InternalApi):
+    def __init__(self, settings: RunnerSettings, api: InternalApi, ui_proxy_routes: RoutesFile | None = None):
         self.settings = settings
         self.api = api
         self.egress = Policy(settings.egress_allowlist)
+        self.ui_proxy_routes = ui_proxy_routes  # standalone, with UI_PROXY_ROUTES_FILE
 
     @classmethod
     def build(cls, config: WorkerConfig) -> "HostState":
@@ -47,7 +49,9 @@ class HostState:
             from storage.registry.internal_api import LocalInternalApi
 
             api = LocalInternalApi(config.registry.registry_db, config.runner.storage_max_value_bytes)
-        return cls(config.runner, api)
+        routes_file = config.runner.ui_proxy_routes_file
+        routes = RoutesFile(routes_file) if routes_file and not config.alga.attached else None
+        return cls(config.runner, api, routes)
 
     @functools.cached_property
     def dns(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -3,7 +3,7 @@
 The internal API's ``invoicing`` area (the Alga server when attached, the
 standalone registry otherwise), whose answer is parsed as the reference does
 (fields at the top level, then in a nested ``invoice`` object). Every failure is
-a result with ``success=false`` and a text.
+a result with ``success=false`` and a text; a refusal's ``fieldErrors`` are kept.
 """
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def create_manual_invoice(ctx: CallContext, invoice):
     try:
         reply = ctx.api("invoicing", "createManualInvoice", build_payload(invoice))
     except ApiError as e:
+        # A refusal that says why (400 {success: false, error, fieldErrors}) keeps its field errors;
+        # the reference reports every non-2xx as text only.
+        if isinstance(e.body, dict) and e.body.get("success") is False and isinstance(e.body.get("error"), str):
+            return parse_result(e.body)
         return _failure(_error_text(e))
     return parse_result(reply)
 

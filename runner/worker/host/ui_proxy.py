@@ -1,6 +1,7 @@
 """alga:extension/ui-proxy: ``call-route`` to the host application (reference §4.6, DECISIONS 7).
 
-The URL is ``UI_PROXY_BASE_URL`` + ``/<extension id>`` (unless the route starts
+Standalone mode without ``UI_PROXY_BASE_URL`` answers from ``UI_PROXY_ROUTES_FILE`` instead
+(runner/worker/host/ui_proxy_routes.py). Otherwise the URL is ``UI_PROXY_BASE_URL`` + ``/<extension id>`` (unless the route starts
 with ``/api/``) + the route's segments, each percent-encoded as the reference's
 ``url`` crate does. POST when a payload is given (even empty), else GET.
 Headers: the execution's ids, ``x-api-key`` from the ``api_key`` secret,
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from runner.worker.host.call import CallContext
+from runner.worker.host.ui_proxy_routes import RoutesFileError
 from runner.worker.wasm_compat import Err
 from storage.alga.internal_api import read_capped
 
@@ -61,14 +63,17 @@ def call_route(ctx: CallContext, route: str, payload):
     if not ctx.allows(CAP):
         return Err("denied")
     s = ctx.settings
-    if not s.ui_proxy_base_url:
-        log.warning("ui-proxy called but UI_PROXY_BASE_URL is not set", extra=ctx.log_extra)
+    if not s.ui_proxy_base_url and ctx.host.ui_proxy_routes is None:
+        log.warning("ui-proxy called but neither UI_PROXY_BASE_URL nor (standalone) UI_PROXY_ROUTES_FILE is set",
+                    extra=ctx.log_extra)
         return Err("route-not-found")
     if not ctx.ids.tenant or not ctx.ids.extension:
         return Err("internal")
     route = route.strip()
     if not route:
         return Err("bad-request")
+    if not s.ui_proxy_base_url:
+        return from_routes_file(ctx, route, None if payload is None else bytes(payload))
     try:
         url = build_url(s.ui_proxy_base_url, ctx.ids.extension, route)
     except BadRoute as e:
@@ -116,6 +121,21 @@ def call_route(ctx: CallContext, route: str, payload):
         return Err(map_status(status))
     log.info("ui-proxy", extra={**where, "status": status, "ms": ms, "bytes": len(body)})
     return body
+
+
+def from_routes_file(ctx: CallContext, route: str, payload: bytes | None):
+    """The developer's routes file answers instead of a host application (standalone mode)."""
+    try:
+        method, path, found = ctx.host.ui_proxy_routes.answer(route, payload)
+    except RoutesFileError as e:
+        log.error("ui-proxy: %s", e, extra=ctx.log_extra)
+        return Err("internal")
+    where = {**ctx.log_extra, "route": path, "method": method}
+    if found is None:
+        log.warning("ui-proxy: no entry for %s %s in UI_PROXY_ROUTES_FILE", method, path, extra=where)
+        return Err("route-not-found")
+    log.info("ui-proxy (routes file)", extra={**where, "status": found.status, "bytes": len(found.body)})
+    return found.body if 200 <= found.status < 300 else Err(map_status(found.status))
 
 
 def map_status(status: int) -> str:

@@ -7,6 +7,9 @@ from runner.worker.wasm_compat import Err
 
 
 def _fields(ctx: CallContext) -> dict:
+    """Both records' fields. The reference's ``user-data`` has no ``client-id``; it is set anyway
+    for guests built against this project's earlier WIT, which had it: wasmtime reads only the
+    fields the guest's own record type declares."""
     u = ctx.user or {}
     return dict(tenant_id=ctx.ids.tenant, client_name=u.get("client_name") or "", user_id=u["user_id"],
                 user_email=u["user_email"], user_name=u["user_name"], user_type=u["user_type"],

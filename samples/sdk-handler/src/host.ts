@@ -95,9 +95,6 @@ export const host: HostBindings = {
     getEndpoints: async () => getEndpoints(),
   },
   user: {
-    getUser: async () => {
-      const { clientId: _clientId, ...user } = getUser();
-      return user;
-    },
+    getUser: async () => getUser(),
   },
 };
