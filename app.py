@@ -53,7 +53,7 @@ class Service:
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides settings by attribute name."""
     settings = Settings.from_env(os.environ, **dict(test_config or {}))
-    logs.configure(settings.service.log_level)
+    log_format = logs.configure(settings.service.log_level, settings.service.log_format)
     for name in unknown_names(os.environ):
         log.warning("unknown setting %s is ignored (typo?)", name, extra={"setting": name})
 
@@ -66,7 +66,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     bundles = BundleCache(settings.bundles, on_extract=ui_index.build)
     publisher = RedisPublisher.from_settings(settings.runner)
     debug = DebugStream(settings.runner, redis_publisher=publisher)
-    pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level))
+    pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level,
+                             log_format))
     replays = replay_store(settings.runner.shared_redis_url, settings.runner.idempotency_max_entries,
                            settings.runner.idempotency_ttl_s)
     executor = Executor(settings.runner, bundles, debug, pool, replays)
