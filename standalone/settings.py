@@ -1,4 +1,4 @@
-"""Settings of standalone mode: the scheduler loop, the host page and `make run`'s samples."""
+"""Settings of standalone mode: the scheduler loop, the host page, the publish API and `make run`'s samples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,3 +14,7 @@ class StandaloneSettings:
         "EXT_UI_BRIDGE_ANY_ORIGIN", False,
         "Development only: the host page accepts bridge messages from any origin (the source check stays).")
     install_samples: bool = setting("EXT_INSTALL_SAMPLES", False, "Install the sample extensions at start.")
+    publish_api_key: str = setting(
+        "EXT_PUBLISH_API_KEY", "",
+        "Key Alga's CLI sends (`alga extension publish --api-key`, x-api-key) to the publish API "
+        "(/api/ext-bundles/*, /api/v1/extensions/*); unset = that API answers 403.")
