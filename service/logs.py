@@ -23,8 +23,10 @@ LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, 
           "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 FORMATS = ("auto", "json", "text")
 
-# In text lines the ids that tie a line to an execution come first, in this order.
-_IDS = ("tenant", "extension", "install", "request", "version")
+# In text lines the ids that tie a line to an execution come first, in this order; the install and
+# version ids follow from them and stay in the JSON lines only.
+_IDS = ("tenant", "extension", "request")
+_JSON_ONLY = ("install", "version")
 _COLORS = {"debug": "\x1b[2m", "info": "\x1b[32m", "warn": "\x1b[33m", "error": "\x1b[31m", "critical": "\x1b[1;31m"}
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
 
@@ -63,7 +65,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         level = _level(record)
-        extras = _extras(record)
+        extras = {k: v for k, v in _extras(record).items() if k not in _JSON_ONLY}
         ordered = [k for k in _IDS if k in extras] + [k for k in extras if k not in _IDS]
         fields = " ".join(f"{k}={_value(extras[k])}" for k in ordered if extras[k] not in (None, ""))
         if self.color:
