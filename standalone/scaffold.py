@@ -20,6 +20,7 @@ WIT = Path(__file__).resolve().parent.parent / "runner" / "wit" / "extension-run
 KINDS = ("component", "ui")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RENAMED = {"gitignore": ".gitignore"}  # a dotfile in the templates would be skipped by packaging
+CONTENT = "content.html"  # a template's part of the shared ui/index.html
 
 
 class ScaffoldError(Exception):
@@ -46,11 +47,13 @@ def create(folder: str | Path, name: str, template: str = "component", publisher
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ScaffoldError(f"{folder} exists and is not an empty folder; choose another --dir")
-    values = {"__NAME__": name, "__PUBLISHER__": publisher.strip(), "__LABEL__": label or default_label(name),
+    content = TEMPLATES / template / "ui" / CONTENT
+    values = {"__CONTENT__": content.read_text(encoding="utf-8"),  # first: it holds placeholders too
+              "__NAME__": name, "__PUBLISHER__": publisher.strip(), "__LABEL__": label or default_label(name),
               "__NPM_NAME__": npm_name(name)}
     written = []
     for source in (TEMPLATES / "shared", TEMPLATES / template):
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        for path in sorted(p for p in source.rglob("*") if p.is_file() and p != content):
             rel = path.relative_to(source)
             target = folder / rel.parent / _RENAMED.get(rel.name, rel.name)
             target.parent.mkdir(parents=True, exist_ok=True)
