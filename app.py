@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+import openapi
 import runner.views
 import standalone.wiring
 import static_cache.views
@@ -87,6 +88,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       installs.lookup_host if installs.configured else None,
                       "" if attached else settings.registry.default_tenant)
     static_cache.views.init_app(app, StaticUi(settings.static, bundles, tenancy))
+    openapi.init_app(app)  # last: it describes the routes registered above
 
     app.before_request(lifecycle.start)  # flask run and test clients; a no-op once started
     app.extensions["alga_runner"] = Service(settings, lifecycle, bundles, debug, executor, local)

@@ -179,7 +179,8 @@ def test_publishing_a_version_again_is_a_conflict_the_cli_reports_as_against_alg
 
 def test_install_of_an_unknown_version_or_extension(cli, mini_wasm):
     manifest = manifest_text()
-    registry_id = cli.publish(manifest, cli_archive(manifest, mini_wasm), install=False)[1].get_json()["extension"]["id"]
+    final = cli.publish(manifest, cli_archive(manifest, mini_wasm), install=False)[1]
+    registry_id = final.get_json()["extension"]["id"]
     r = cli.install(registry_id, "9.9.9")
     assert r.status_code == 404 and r.get_json()["code"] == "VERSION_NOT_FOUND"
     assert "published: 1.0.0" in r.get_json()["message"]

@@ -40,8 +40,8 @@ def new(name, template, folder, publisher, label):
         made = scaffold.create(Path(folder or name), name, template, publisher, label)
     except scaffold.ScaffoldError as e:
         raise click.ClickException(str(e)) from None
-    steps = [f"flask --app app ext dev {made.folder}" + ("   # npm install, build, install; again on every save"
-                                                         if template == "component" else "   # install; again on every save")]
+    what = "npm install, build, install" if template == "component" else "install"
+    steps = [f"flask --app app ext dev {made.folder}   # {what}; again on every save"]
     if template == "component":
         steps.append(f"flask --app app ext call {name} /hello")
     steps.append("open the host page: http://127.0.0.1:8085/msp/extensions (make run)")
