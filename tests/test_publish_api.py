@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 import zstandard
 
 from app import service_of as svc
+from helpers import ROOT
 from standalone.publish import newest_match
 
 API_KEY = "test-api-key-123"
@@ -291,3 +294,43 @@ def test_installing_for_another_tenant_copies_the_bundle_to_its_key(app, cli, mi
     assert (store / key).read_bytes() == (store / final["canonicalKey"]).read_bytes()
     r = app.test_client().post(f"/api/ext/{final['extension']['id']}/echo", data=b"other")
     assert (r.status_code, r.data) == (200, b"other")
+
+
+@pytest.mark.slow
+def test_the_sequence_over_http_under_gunicorn(tmp_path, shared_dirs, mini_wasm):
+    """Gunicorn ends the request stream itself (wsgi.input_terminated), unlike the test client; a 4 MiB
+    UI file that does not compress makes the upload span many reads."""
+    import requests
+
+    from helpers import free_port, start_gunicorn, stop_process
+    from test_cli import flask, flask_env
+
+    env = {**flask_env(tmp_path, shared_dirs), "PORT": str(free_port()), "EXT_PUBLISH_API_KEY": API_KEY}
+    subprocess.run(flask("tenants", "create", TENANT), cwd=ROOT, env=env, check=True, capture_output=True)
+    proc, base = start_gunicorn(env, tmp_path / "gunicorn.log")
+    try:
+        manifest = manifest_text(name="com.example.over-http")
+        archive = cli_archive(manifest, mini_wasm, ui=os.urandom(4 << 20))
+        hex_hash = hashlib.sha256(archive).hexdigest()
+        headers = {**NODE_HEADERS, **ADMIN}
+        upload = requests.post(f"{base}/api/ext-bundles/upload-proxy?filename=bundle.tar.zst&size={len(archive)}"
+                               f"&declaredHash={hex_hash}", data=archive,
+                               headers={**headers, "content-type": "application/octet-stream"}, timeout=60)
+        assert upload.status_code == 200, upload.text
+        final = requests.post(f"{base}/api/ext-bundles/finalize", timeout=60, json={
+            "key": upload.json()["upload"]["key"], "declaredHash": hex_hash, "size": len(archive),
+            "manifestJson": manifest}, headers=headers)
+        assert final.status_code == 200, final.text
+        registry_id = final.json()["extension"]["id"]
+        install = requests.post(f"{base}/api/v1/extensions/install", json={"registryId": registry_id,
+                                                                             "version": "1.0.0"},
+                                headers=NODE_HEADERS, timeout=300)  # compiles the component before answering
+        assert install.status_code == 202, install.text
+        r = requests.post(f"{base}/api/ext/{registry_id}/echo", data=b"over http", headers={"x-alga-tenant": TENANT},
+                          timeout=60)
+        assert (r.status_code, r.content) == (200, b"over http")
+        longer = requests.post(f"{base}/api/ext-bundles/upload-proxy?filename=b&size=3", data=iter([b"abcd"]),
+                               headers=NODE_HEADERS, timeout=60)  # chunked: no content-length to compare
+        assert longer.status_code == 400 and "but size is 3" in longer.json()["message"]
+    finally:
+        stop_process(proc)
