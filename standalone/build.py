@@ -14,7 +14,7 @@ from pathlib import Path
 
 from service.progress import QUIET, Progress
 
-OUTPUT_TAIL = 12000  # characters of npm's output kept for a failure report
+OUTPUT_LINES = 40  # the end of npm's output shown for a failure (the error is last)
 
 
 class BuildError(Exception):
@@ -65,5 +65,7 @@ def _run(args: list[str], folder: Path, what: str) -> None:
     except OSError as e:
         raise BuildError(f"{what} could not start: {e}") from None
     if done.returncode != 0:
+        lines = done.stdout.rstrip().splitlines()
+        cut = f"({len(lines) - OUTPUT_LINES} earlier lines left out)\n" if len(lines) > OUTPUT_LINES else ""
         raise BuildError(f"{what} failed (exit status {done.returncode}); fix it and save again",
-                         done.stdout[-OUTPUT_TAIL:])
+                         cut + "\n".join(lines[-OUTPUT_LINES:]))

@@ -417,3 +417,21 @@ def test_dev_builds_and_keeps_the_last_good_bundle_when_a_build_fails(tmp_path, 
         assert active() != good
     finally:
         dev.stop()
+
+
+def test_the_watcher_ignores_build_and_pack_outputs(tmp_path):
+    """What a build writes (dist/, dist/types/ of the scaffold, ui/dist/) must not start another build."""
+    from watchfiles import Change
+
+    from standalone.watcher import _Filter
+
+    root = tmp_path.resolve()
+    built = _Filter(root, ignore_build_outputs=True)
+    for rel in ("dist", "dist/main.wasm", "dist/types/runner.d.ts", "ui/dist/app.js", "node_modules/x/i.js",
+                ".git/index", "src/.handler.ts.swp"):
+        assert not built(Change.added, str(root / rel)), rel
+    for rel in ("src/handler.ts", "ui/index.html", "manifest.json", "distant.txt", "wit/extension-runner.wit"):
+        assert built(Change.modified, str(root / rel)), rel
+    unbuilt = _Filter(root, ignore_build_outputs=False)  # no build script: dist/main.wasm is a source
+    assert unbuilt(Change.modified, str(root / "dist/main.wasm"))
+    assert not unbuilt(Change.modified, str(root / "dist/bundle.tar.zst"))

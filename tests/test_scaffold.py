@@ -96,7 +96,9 @@ def node_modules() -> Path:
     """node_modules as `npm ci` of the component template makes them, once per lock file."""
     assert shutil.which("npm"), "the scaffold build test needs Node.js and npm (see README, Developing an extension)"
     template = scaffold.TEMPLATES / "component"
-    digest = hashlib.sha256((template / "package.json").read_bytes() + (template / "package-lock.json").read_bytes())
+    package = json.loads((template / "package.json").read_text())
+    installs = json.dumps([package.get(k) for k in ("dependencies", "devDependencies", "overrides")])
+    digest = hashlib.sha256(installs.encode() + (template / "package-lock.json").read_bytes())  # not the scripts
     target = ROOT / "var" / "npm" / digest.hexdigest()[:16]
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".lock", "w") as lock:

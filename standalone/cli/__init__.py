@@ -25,7 +25,7 @@ from storage.registry.db import connect
 from storage.registry.db import migrate as apply_migrations
 
 # Commands print their own results and progress: the service's info lines would say it all twice.
-QUIETED = ("runner", "storage", "standalone", "static_cache", "service")
+QUIETED = ("runner", "storage", "standalone", "static_cache", "service", "watchfiles")
 
 
 def _quiet_service_logs() -> None:

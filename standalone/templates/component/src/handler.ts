@@ -2,7 +2,7 @@
 // with @alga-psa/extension-runtime. Only requests matching the manifest's api.endpoints reach it:
 //   GET  /hello  a greeting with the request's context, and a line in the debug stream
 //   POST /echo   the JSON body it was sent, parsed and sent back
-/// <reference path="./types/runner.d.ts" />
+/// <reference path="../dist/types/runner.d.ts" />
 import { jsonResponse } from '@alga-psa/extension-runtime';
 import type { ExecuteRequest, ExecuteResponse, Handler } from '@alga-psa/extension-runtime';
 import { host } from './host';
