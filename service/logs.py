@@ -118,9 +118,12 @@ def configure(level: str = "info", log_format: str = "auto", stream: TextIO | No
         handler.setFormatter(wanted)
         root.handlers[:] = [handler]
     root.setLevel(LEVELS.get(level.strip().lower(), logging.INFO))
-    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "werkzeug"):
+    text = isinstance(wanted, TextFormatter)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return "json" if isinstance(wanted, JsonFormatter) else "text"
+    # `flask run` in a terminal: werkzeug's "Running on http://..." and its request lines are for people.
+    logging.getLogger("werkzeug").setLevel(logging.NOTSET if text else logging.WARNING)
+    return "text" if text else "json"
 
 
 def choice(raw: str) -> str:
