@@ -20,6 +20,7 @@ BAD_REQUESTS = {
     "/livez": [("DELETE", "/livez", {}, 405)],
     "/readyz": [("PUT", "/readyz", {}, 405)],
     "/metrics": [("POST", "/metrics", {}, 405)],
+    "/openapi.json": [("DELETE", "/openapi.json", {}, 405)],
     "/": [("POST", "/", {}, 405)],
     "/api/ext/<extension_id>/": [("GET", "/api/ext/nope/", {}, 404)],
     "/api/ext/<extension_id>/<path:path>": [
