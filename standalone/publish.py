@@ -336,7 +336,7 @@ def _install(api: PublishApi, tenant: str) -> dict:
 
 def _find_version(api: PublishApi, registry_id: str, wanted: str) -> PublishedVersion:
     registry = api.state.registry
-    published = registry.versions(registry_id)
+    published = list(registry.versions(registry_id))
     if not published:
         raise Refused(404, "EXTENSION_NOT_FOUND", f"no extension with registry id {registry_id!r} is published here")
     resolved = newest_match(wanted, published) or wanted

@@ -195,6 +195,13 @@ class Registry:
         rows = self.db.query("SELECT id FROM extension_registry WHERE publisher = ? AND name = ?", [publisher, name])
         return next((row["id"] for row in rows), None) or deterministic_id(f"{publisher}/{name}")
 
+    def versions(self, registry_id: str) -> dict[str, str | None]:
+        """An extension's versions, each with its active bundle's content hash (None without one)."""
+        rows = self.db.query(f"SELECT v.version, (SELECT b.content_hash FROM extension_bundle b WHERE "
+                             f"b.version_id = v.id ORDER BY b.created_at DESC, b.rowid DESC LIMIT 1) AS hash "
+                             f"FROM extension_version v WHERE v.registry_id = ?", [registry_id])
+        return {row["version"]: row["hash"] for row in rows}
+
     def upsert(self, tenant: str, manifest: Release, content_hash: str, size_bytes: int, storage_url: str,
                granted_caps: list[str]) -> Upserted:
         """Publish and install in one transaction (``flask ext install``): registry, version, bundle and
@@ -232,12 +239,6 @@ class Registry:
                              "WHERE v.registry_id = ? AND v.version = ?", [registry_id, version])
         return None if row is None else PublishedVersion(row["id"], registry_id, row["name"], row["version"],
                                                          json.loads(row["capabilities"]))
-
-    def versions(self, registry_id: str) -> list[str]:
-        """The extension's published versions, oldest first."""
-        rows = self.db.query("SELECT version FROM extension_version WHERE registry_id = ? ORDER BY created_at, rowid",
-                             [registry_id])
-        return [row["version"] for row in rows]
 
     def _publish(self, db: sqlite_utils.Database, m: Release, content_hash: str, size_bytes: int,
                  storage_url: str, replace: bool) -> Published:
