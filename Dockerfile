@@ -47,7 +47,7 @@ RUN groupadd --system --gid "${UID}" runner \
         --shell /usr/sbin/nologin runner
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY app.py settings.py gunicorn.conf.py ./
+COPY app.py settings.py openapi.py gunicorn.conf.py ./
 COPY service/ service/
 COPY runner/ runner/
 COPY storage/ storage/

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+import openapi
 import runner.views
 import standalone.wiring
 import static_cache.views
@@ -54,7 +55,7 @@ class Service:
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides settings by attribute name."""
     settings = Settings.from_env(os.environ, **dict(test_config or {}))
-    logs.configure(settings.service.log_level)
+    log_format = logs.configure(settings.service.log_level, settings.service.log_format)
     for name in unknown_names(os.environ):
         log.warning("unknown setting %s is ignored (typo?)", name, extra={"setting": name})
 
@@ -69,7 +70,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     bundles = BundleCache(settings.bundles, on_extract=functools.partial(ui_index.build, compress=compress_ui))
     publisher = RedisPublisher.from_settings(settings.runner)
     debug = DebugStream(settings.runner, redis_publisher=publisher)
-    pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level))
+    pool = Pool(WorkerConfig(settings.runner, settings.alga, settings.registry, settings.service.log_level,
+                             log_format))
     replays = replay_store(settings.runner.shared_redis_url, settings.runner.idempotency_max_entries,
                            settings.runner.idempotency_ttl_s)
     executor = Executor(settings.runner, bundles, debug, pool, replays)
@@ -88,6 +90,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       installs.lookup_host if installs.configured else None,
                       "" if attached else settings.registry.default_tenant)
     static_cache.views.init_app(app, StaticUi(settings.static, bundles, tenancy, compress_ui))
+    openapi.init_app(app)  # last: it describes the routes registered above
 
     app.before_request(lifecycle.start)  # flask run and test clients; a no-op once started
     app.extensions["alga_runner"] = Service(settings, lifecycle, bundles, debug, executor, local)

@@ -23,12 +23,12 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app logs each execution itself
 control_socket_disable = True  # unused; its default path (~/.gunicorn) is read-only in the image
-# Gunicorn's own lines as JSON too, so the service writes one format (service/logs.py).
+# Gunicorn's own lines in the service's format too (LOG_FORMAT: readable in a terminal, else JSON lines).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "formatters": {"service": {"()": "service.logs.formatter", "log_format": _settings.service.log_format}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stderr"}},
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
                 # WARNING: with a logconfig_dict, INFO would log every request again beside the app's own line.

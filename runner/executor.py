@@ -25,6 +25,7 @@ from runner.replays import ReplayStore
 from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
 from runner.settings import RunnerSettings
 from service import metrics
+from service.progress import QUIET, Progress
 from storage.bundles.cache import BundleCache, BundleError, CachedBundle, StoreConfigError
 
 log = logging.getLogger(__name__)
@@ -80,18 +81,24 @@ class Executor:
                 return _cache_not_writable(e)
             return self._prepare_and_run(tenant, extension, hex_hash, req, replay_key, started)
 
-    def warm(self, tenant: str, extension: str, hex_hash: str) -> bool:
+    def warm(self, tenant: str, extension: str, hex_hash: str, progress: Progress = QUIET) -> bool:
         """Fetch, extract and compile a bundle before its first request; False when it has no component.
 
+        ``progress`` shows the steps that do work (a cached bundle or artifact is no step).
         Raises BundleError or ExecutionFailed (a compile error) with the reason.
         """
         with self.bundles.use(hex_hash):
-            bundle = self.bundles.ensure(tenant, extension, hex_hash)
+            if self.bundles.is_cached(hex_hash):
+                bundle = self.bundles.ensure(tenant, extension, hex_hash)
+            else:
+                with progress.step("fetching and extracting the bundle"):
+                    bundle = self.bundles.ensure(tenant, extension, hex_hash)
             if not bundle.wasm_path.is_file():
                 return False
             artifact = artifact_path(bundle.compiled_dir, False)
             if not artifact.exists():
-                self.pool.compile(bundle.wasm_path, artifact, False)
+                with progress.step("compiling the component (once per bundle)"):
+                    self.pool.compile(bundle.wasm_path, artifact, False)
                 self.bundles.account(hex_hash)
         return True
 

@@ -36,6 +36,7 @@ class WorkerConfig:
     alga: AlgaSettings
     registry: RegistrySettings
     log_level: str
+    log_format: str = "json"  # resolved by the parent: a worker writes what the service writes
 
 
 @dataclass(frozen=True, slots=True)

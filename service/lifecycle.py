@@ -33,15 +33,20 @@ class Lifecycle:
             raise RuntimeError("register background services before the lifecycle starts")
         self._services.append(service)
 
-    def start(self) -> None:
-        """Start every service once (idempotent; nothing starts after stop)."""
+    def start(self, without: tuple[Background | None, ...] = ()) -> None:
+        """Start every service but ``without`` once (idempotent; nothing starts after stop).
+
+        A command that serves one request itself (``flask ext call``) starts the pool but not the
+        scheduler loop: the schedules belong to the running service.
+        """
         if self.started:
             return
         with self._lock:
             if self.started or self.stopped:
                 return
             for service in self._services:
-                service.start()
+                if not any(service is left_out for left_out in without):
+                    service.start()
             self.started = True
 
     def drain(self) -> None:

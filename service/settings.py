@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from service.config import setting
+from service.config import one_of, setting
+from service.logs import FORMATS
 
 # Files a container runtime leaves in the root filesystem: Docker, Podman.
 CONTAINER_FILES = ("/.dockerenv", "/run/.containerenv")
@@ -56,7 +57,10 @@ class ServiceSettings:
                         "HOST to a URL) is ignored with a warning. `make run` passes 127.0.0.1.",
                         parse=listen_address, shown_default="127.0.0.1; 0.0.0.0 in a container",
                         default_from=lambda env: CONTAINER_HOST if in_container(env) else LOCAL_HOST)
-    log_level: str = setting("LOG_LEVEL", "info", "Log level of the JSON log lines.")
+    log_level: str = setting("LOG_LEVEL", "info", "Log level (trace, debug, info, warn, error).")
+    log_format: str = setting(
+        "LOG_FORMAT", "auto", "Log lines: `auto` (readable text when stderr is a terminal, else JSON lines), "
+        "`json` or `text`; Gunicorn's own lines too.", parse=one_of(*FORMATS))
 
     @property
     def bind(self) -> str:

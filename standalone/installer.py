@@ -3,34 +3,27 @@
 Pack, upload to the bundle store at the reference key, upsert the registry rows
 with the dev install script's ids, grant the manifest's capabilities, and warm
 the component so the first request is fast. Shared by ``flask ext install``,
-``flask ext dev`` and the sample install of ``make run``.
+``flask ext dev``, the sample install of ``make run`` and, split in its publish and
+install halves, by the publish API Alga's CLI talks to (standalone/publish.py).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode
 
 from runner.executor import Executor
 from runner.policy.capabilities import known_only
-from standalone.manifest import resolve_version
+from service.progress import QUIET, Progress
+from standalone.manifest import Manifest, resolve_version
 from standalone.packing import pack
 from storage.bundles.stores import BundleStore, bundle_key
-from storage.registry.installs import Install, Registry, RegistryError
+from storage.registry.installs import Install, Published, PublishedVersion, Registry, RegistryError, Upserted
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = (PROJECT_ROOT / "samples" / "hello-world", PROJECT_ROOT / "samples" / "sdk-handler")
-
-
-class BuildError(Exception):
-    """The extension's own build failed or could not start."""
 
 
 @dataclass
@@ -50,12 +43,20 @@ class InstallResult:
                 "api_base": self.api_base, "changed": list(self.changed), "warnings": self.warnings}
 
 
+@dataclass(frozen=True)
+class PublishResult:
+    published: Published
+    key: str  # where the archive is in the bundle store
+
+
 class Installer:
     """:param store_base: BUNDLE_STORE_BASE, for the bundle rows' storage_url.
-    :param executor: warms components after install (None: skip). :param progress: receives step texts."""
+    :param executor: warms components after install (None: skip). :param progress: shows the long steps.
+    :param max_archive_bytes: EXT_MAX_ARCHIVE_BYTES, for copying a bundle to another tenant's key."""
 
     def __init__(self, registry: Registry, store: BundleStore, store_base: str, executor: Executor | None,
-                 default_tenant: str, public_base: str, progress: Callable[[str], None] = lambda text: None):
+                 default_tenant: str, public_base: str, progress: Progress = QUIET,
+                 max_archive_bytes: int = 1 << 28):
         self.registry = registry
         self.store = store
         self.store_base = store_base
@@ -63,29 +64,54 @@ class Installer:
         self.default_tenant = default_tenant
         self.public_base = public_base
         self.progress = progress
+        self.max_archive_bytes = max_archive_bytes
 
     def install(self, folder: str | Path, tenant: str | None = None, warm: bool = True) -> InstallResult:
-        tenant = tenant or self.default_tenant
-        if self.registry.tenant(tenant) is None:
-            raise RegistryError(f"unknown tenant {tenant!r}; create it with: flask ext tenants create {tenant}")
+        tenant = self._tenant(tenant)
         with tempfile.TemporaryDirectory(prefix="ext-install-") as tmp:
-            self.progress(f"packing {folder} ...")
-            packed = pack(folder, Path(tmp) / "bundle.tar.zst")
+            with self.progress.step(f"packing {folder}"):
+                packed = pack(folder, Path(tmp) / "bundle.tar.zst")
             m = packed.manifest
             registry_id = self.registry.registry_id(m.publisher, m.name)
             if m.wildcard_version:
                 m = dataclasses.replace(m, version=self._free_version(registry_id, m.version, packed.content_hash))
             key = bundle_key(tenant, registry_id, packed.hex)
-            self.progress(f"uploading {packed.size / 1e6:.1f} MB to {self.store.describe()} ...")
-            self.store.put(key, packed.path)
-        upserted = self.registry.upsert(tenant, m, packed.content_hash, packed.size,
-                                        f"{self.store_base.rstrip('/')}/{key}", sorted(known_only(m.capabilities)))
-        warnings = list(m.warnings)
-        if warm and self.executor is not None and packed.has_component:
-            warnings += self._warm(tenant, registry_id, packed.hex)
-        install = upserted.install
-        return InstallResult(install, upserted.changed, packed.size, ui_url(self.public_base, install),
-                             api_base(self.public_base, install), warnings)
+            self._upload(key, packed.path, packed.size)
+        upserted = self.registry.upsert(tenant, m, packed.content_hash, packed.size, self._url(key),
+                                        sorted(known_only(m.capabilities)))
+        return self._installed(upserted, packed.size, list(m.warnings), warm and packed.has_component)
+
+    def publish(self, archive: Path, hex_hash: str, size: int, manifest: Manifest,
+                tenant: str | None = None) -> PublishResult:
+        """Register an already packed archive as a new version (installed nowhere yet).
+
+        Raises storage.registry.installs.VersionExists when that version is published already.
+        """
+        tenant = self._tenant(tenant)
+        registry_id = self.registry.registry_id(manifest.publisher, manifest.name)
+        if manifest.wildcard_version:  # finalize takes the next free patch number, as Alga's does
+            resolved = resolve_version(manifest.version, list(self.registry.versions(registry_id)))
+            manifest = dataclasses.replace(manifest, version=resolved)
+        key = bundle_key(tenant, registry_id, hex_hash)
+        self._upload(key, archive, size)
+        return PublishResult(self.registry.publish(manifest, f"sha256:{hex_hash}", size, self._url(key)), key)
+
+    def install_version(self, version: PublishedVersion, tenant: str | None = None,
+                        warm: bool = True) -> InstallResult:
+        """Install a published version for a tenant (or switch the tenant's install to it)."""
+        tenant = self._tenant(tenant)
+        bundles = self.registry.bundles(version.id)
+        if not bundles:
+            raise RegistryError(f"version {version.version} of {version.name} has no bundle; publish it again")
+        bundle = bundles[0]
+        hex_hash = bundle.content_hash.split(":", 1)[-1]
+        key = bundle_key(tenant, version.registry_id, hex_hash)
+        source = (bundle.storage_url or "").removeprefix(self.store_base.rstrip("/") + "/")
+        if source != key:  # published under another tenant: the runner fetches by the caller's tenant
+            self._copy(source, key)
+        upserted = self.registry.install_version(tenant, version.registry_id, version.id,
+                                                 sorted(known_only(version.capabilities)))
+        return self._installed(upserted, bundle.size_bytes or 0, [], warm)
 
     def uninstall(self, ref: str, tenant: str | None = None, purge: bool = False) -> Install:
         tenant = tenant or self.default_tenant
@@ -101,15 +127,40 @@ class Installer:
         versions = self.registry.versions(registry_id)
         same = [v for v, active in versions.items() if active == content_hash and v.startswith(wildcard[:-1])]
         resolved = same[0] if same else resolve_version(wildcard, list(versions))
-        self.progress(f"version {wildcard} is {resolved}")
+        self.progress.note(f"version {wildcard} is {resolved}")
         return resolved
 
-    def _warm(self, tenant: str, registry_id: str, hex_hash: str) -> list[str]:
-        started = time.monotonic()
-        self.progress("preparing the component (it compiles once per bundle) ...")
+    def _tenant(self, tenant: str | None) -> str:
+        tenant = tenant or self.default_tenant
+        if self.registry.tenant(tenant) is None:
+            raise RegistryError(f"unknown tenant {tenant!r}; create it with: flask ext tenants create {tenant}")
+        return tenant
+
+    def _url(self, key: str) -> str:
+        return f"{self.store_base.rstrip('/')}/{key}"
+
+    def _upload(self, key: str, path: Path, size: int) -> None:
+        with self.progress.step(f"uploading {size / 1e6:.1f} MB to {self.store.describe()}"):
+            self.store.put(key, path)
+
+    def _copy(self, source: str, key: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="ext-copy-") as tmp, \
+                self.progress.step("copying the bundle to the tenant's key"):
+            path = Path(tmp) / "bundle.tar.zst"
+            with open(path, "wb") as f:
+                self.store.fetch(source, f, self.max_archive_bytes)
+            self.store.put(key, path)
+
+    def _installed(self, upserted: Upserted, size: int, warnings: list[str], warm: bool) -> InstallResult:
+        install = upserted.install
+        if warm and self.executor is not None:
+            warnings += self._warm(install)
+        return InstallResult(install, upserted.changed, size, ui_url(self.public_base, install),
+                             api_base(self.public_base, install), warnings)
+
+    def _warm(self, install: Install) -> list[str]:
         try:
-            self.executor.warm(tenant, registry_id, hex_hash)
-            self.progress(f"ready in {time.monotonic() - started:.1f} s")
+            self.executor.warm(install.tenant_id, install.registry_id, install.hash_hex, self.progress)
         except Exception as e:  # the install stands; the first request reports the same failure
             return [f"the component could not be prepared: {getattr(e, 'reason', None) or e}"]
         return []
@@ -131,24 +182,3 @@ def ui_url(base: str, install: Install) -> str | None:
 
 def api_base(base: str, install: Install) -> str:
     return f"{base}/api/ext/{install.registry_id}"
-
-
-def has_build(folder: str | Path) -> bool:
-    """The folder's package.json has a build script."""
-    try:
-        scripts = json.loads((Path(folder) / "package.json").read_text(encoding="utf-8")).get("scripts") or {}
-    except (OSError, ValueError, AttributeError):
-        return False
-    return "build" in scripts
-
-
-def build(folder: str | Path) -> bool:
-    """Run ``npm run build`` when the folder's package.json has a build script; False when it has none."""
-    if not has_build(folder):
-        return False
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BuildError("package.json has a build script but npm is not installed; install Node.js")
-    if subprocess.run([npm, "run", "build"], cwd=folder).returncode != 0:
-        raise BuildError("npm run build failed (see its output above); fix it and save again")
-    return True

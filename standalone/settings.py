@@ -1,4 +1,5 @@
-"""Settings of standalone mode: the gateway, the scheduler loop, the host page and `make run`'s samples."""
+"""Settings of standalone mode: the gateway, the scheduler loop, the host page, the publish API and
+`make run`'s samples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,3 +27,7 @@ class StandaloneSettings:
         "EXT_GATEWAY_TIMEOUT_MS", 30000,
         "Standalone gateway and schedules: limits.timeout_ms of each call, and 502 bad_gateway after it "
         "(Alga's name and default).")
+    publish_api_key: str = setting(
+        "EXT_PUBLISH_API_KEY", "",
+        "Key Alga's CLI sends (`alga extension publish --api-key`, x-api-key) to the publish API "
+        "(/api/ext-bundles/*, /api/v1/extensions/*); unset = that API answers 403.")

@@ -26,7 +26,7 @@ class _Filter(watchfiles.DefaultFilter):
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         rel = Path(path).resolve().relative_to(self.root).as_posix()
-        return (super().__call__(change, path) and not rel.startswith(self.ignored)
+        return (super().__call__(change, path) and not (rel + "/").startswith(self.ignored)
                 and not any(part.startswith(".") for part in rel.split("/")))
 
 

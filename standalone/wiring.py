@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
+from pathlib import Path
 from flask import Flask
 
 from runner.debug.stream import DebugStream
 from runner.executor import Executor
 from runner.settings import RunnerSettings
 from service.lifecycle import Lifecycle
+from service.progress import QUIET, Progress
 from service.settings import ServiceSettings
 from standalone.host_page.views import HostPage
 from standalone.installer import Installer, public_base
@@ -38,9 +38,9 @@ class Standalone:
     host_page: HostPage | None = None  # standalone mode
 
 
-    def installer(self, progress: Callable[[str], None] = lambda text: None) -> Installer:
+    def installer(self, progress: Progress = QUIET) -> Installer:
         return Installer(self.registry, self.bundles.store, self.bundles.settings.bundle_store_base, self.executor,
-                         self.default_tenant, self.public_base, progress)
+                         self.default_tenant, self.public_base, progress, self.bundles.settings.max_archive_bytes)
 
 
 def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings, standalone: StandaloneSettings,
@@ -48,7 +48,7 @@ def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings
              lifecycle: Lifecycle, serve: bool) -> Standalone:
     """The ``flask ext`` commands always; with ``serve`` (no Alga server attached) also the gateway, the
     host page and the scheduler loop."""
-    from standalone import cli, gateway
+    from standalone import cli, gateway, publish
     from standalone.host_page import views as host_page
 
     db = Registry(registry.registry_db, registry.default_tenant)
@@ -67,4 +67,7 @@ def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings
                                        standalone.gateway_timeout_ms)
         if standalone.scheduler_enabled:
             lifecycle.add(state.scheduler)
+        publish.init_app(app, publish.PublishApi(
+            state, standalone.publish_api_key, min(publish.ALGA_MAX_BYTES, bundles.settings.max_archive_bytes),
+            Path(registry.registry_db).resolve().parent / "staging", bundles.limits))
     return state

@@ -4,6 +4,7 @@ from app import service_of as svc
 import json
 import os
 import queue
+import re
 import stat
 import tarfile
 import subprocess
@@ -16,9 +17,11 @@ import click
 import pytest
 import zstandard
 
-from helpers import ROOT
+import requests
+
+from helpers import ROOT, free_port, start_gunicorn, stop_process
 from standalone_helpers import write_extension
-from standalone import installer as installers
+from standalone import build as builds
 from helpers import RedisProcess, needs_redis
 
 ENDPOINTS = [{"method": "POST", "path": "/echo", "handler": "dist/main"}]
@@ -95,14 +98,15 @@ def test_build_runs_the_extensions_own_build(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     folder = tmp_path / "ext"
     folder.mkdir()
-    assert installers.build(folder) is False  # no package.json
+    assert builds.build(folder) is False  # no package.json
     (folder / "package.json").write_text(json.dumps({"scripts": {"test": "x"}}))
-    assert installers.build(folder) is False  # no build script
+    assert builds.build(folder) is False  # no build script
     (folder / "package.json").write_text(json.dumps({"scripts": {"build": "tsc"}}))
-    assert installers.build(folder) is True and (folder / "built.txt").read_text() == "run build\n"
+    assert builds.build(folder) is True and (folder / "built.txt").read_text() == "run build\n"
     monkeypatch.setenv("NPM_EXIT", "1")
-    with pytest.raises(installers.BuildError, match="npm run build failed"):
-        installers.build(folder)
+    with pytest.raises(builds.BuildError, match="npm run build failed") as failed:
+        builds.build(folder)
+    assert failed.value.output == ""  # what npm printed travels with the error
 
 
 def test_pack_reports_every_manifest_problem_by_field(cli, tmp_path):
@@ -233,14 +237,33 @@ def test_uninstall_and_purge(cli, mini):
     assert json.loads(cli("list", "--json").stdout) == []
 
 
+def test_logs_without_redis_say_when_no_service_answers(cli, mini):
+    cli("install", str(mini), "--no-warm")
+    out = cli("logs", "com.tests.cli", "--url", f"http://127.0.0.1:{free_port()}", ok=False).output
+    assert "no service answers at" in out and "RUNNER_DEBUG_REDIS_URL" in out and "Traceback" not in out
+
+
 @pytest.mark.slow
-def test_logs_without_redis_show_this_process(cli, mini, app):
-    installed = json.loads(cli("install", str(mini), "--json").stdout)
-    client = app.test_client()
-    assert client.post(f"/api/ext/{installed['registry_id']}/echo", data=b"x").status_code == 200
-    result = cli("logs", "com.tests.cli")
-    assert "RUNNER_DEBUG_REDIS_URL is not set" in result.output and "[log]" in result.output
-    assert "needs RUNNER_DEBUG_REDIS_URL" in cli("logs", "com.tests.cli", "--follow", ok=False).output
+def test_logs_without_redis_read_the_running_service(tmp_path, shared_dirs, mini_wasm):
+    """`flask ext logs` in another process reads the service's own events (its SSE endpoint)."""
+    env = {**flask_env(tmp_path, shared_dirs), "PORT": str(free_port())}
+    folder = write_extension(tmp_path / "logged", name="com.tests.logged", wasm=mini_wasm, endpoints=ENDPOINTS)
+    subprocess.run(flask("install", str(folder), "--no-warm"), cwd=ROOT, env=env, check=True, capture_output=True)
+    proc, base = start_gunicorn(env, tmp_path / "gunicorn.log")
+    try:
+        assert requests.post(f"{base}/api/ext/com.tests.logged/echo?n=1", data=b"x", timeout=60).status_code == 200
+        recent = subprocess.run(flask("logs", "com.tests.logged", "--url", base), cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert recent.returncode == 0 and "info  [log]" in recent.stdout and "/echo?n=1" in recent.stdout
+        follow = Lines(flask("logs", "com.tests.logged", "--follow", "-n", "1", "--url", base), env)
+        try:
+            follow.wait_for("/echo?n=1")
+            requests.post(f"{base}/api/ext/com.tests.logged/echo?n=2", data=b"x", timeout=60)
+            assert "[log]" in follow.wait_for("/echo?n=2")
+        finally:
+            follow.stop()
+    finally:
+        stop_process(proc)
 
 
 @needs_redis
@@ -360,3 +383,69 @@ def test_dev_reinstalls_on_change(tmp_path, shared_dirs, mini_wasm):
         assert first.split()[-1] != second.split()[-1]
     finally:
         dev.stop()
+
+
+FAKE_NPM = """#!/bin/sh
+# Stands in for npm: `npm ci` makes node_modules; `npm run build` copies src/main.wasm to dist/
+# and fails like tsc while src/broken exists.
+case "$1" in
+  ci|install) mkdir -p node_modules && echo "added 1 package" ;;
+  run) if [ -e src/broken ]; then echo "src/handler.ts(3,1): error TS1005: ';' expected."; exit 2; fi
+       mkdir -p dist && cp src/main.wasm dist/main.wasm && echo built ;;
+esac
+"""
+
+
+@pytest.mark.slow
+def test_dev_builds_and_keeps_the_last_good_bundle_when_a_build_fails(tmp_path, shared_dirs, mini_wasm):
+    folder = write_extension(tmp_path / "built", name="com.tests.built", wasm=None, endpoints=ENDPOINTS)
+    (folder / "src").mkdir()
+    (folder / "src" / "main.wasm").write_bytes(mini_wasm)
+    (folder / "package.json").write_text(json.dumps({"scripts": {"build": "x"}, "devDependencies": {"x": "1"}}))
+    (folder / "package-lock.json").write_text("{}")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    env = {**flask_env(tmp_path, shared_dirs), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    dev = Lines(flask("dev", str(folder), "--interval", "0.2"), env)
+
+    def active() -> str:
+        listed = subprocess.run(flask("list", "--json"), cwd=ROOT, env=env, capture_output=True, text=True)
+        return json.loads(listed.stdout)[0]["content_hash"]
+
+    try:
+        dev.wait_for("npm ci (node_modules is missing): done in")  # a fresh folder builds with no other step
+        dev.wait_for("npm run build: done in")
+        assert re.search(r"✓ installed in \d+\.\d s: com\.tests\.built 1\.0\.0 sha256:", dev.wait_for("✓ installed"))
+        dev.wait_for("watching")
+        good = active()
+        (folder / "src" / "broken").write_text("")
+        assert "npm run build failed (exit status 2)" in dev.wait_for("error:")
+        assert "error TS1005" in dev.wait_for("TS1005")  # npm's output is shown
+        assert "the last good bundle stays live" in dev.wait_for("✗ not installed")
+        assert active() == good
+        (folder / "src" / "broken").unlink()
+        (folder / "ui" / "index.html").write_text("<h1>fixed</h1>")
+        dev.wait_for("✓ installed")
+        assert active() != good
+    finally:
+        dev.stop()
+
+
+def test_the_watcher_ignores_build_and_pack_outputs(tmp_path):
+    """What a build writes (dist/, dist/types/ of the scaffold, ui/dist/) must not start another build."""
+    from watchfiles import Change
+
+    from standalone.watcher import _Filter
+
+    root = tmp_path.resolve()
+    built = _Filter(root, ignore_build_outputs=True)
+    for rel in ("dist", "dist/main.wasm", "dist/types/runner.d.ts", "ui/dist/app.js", "node_modules/x/i.js",
+                ".git/index", "src/.handler.ts.swp"):
+        assert not built(Change.added, str(root / rel)), rel
+    for rel in ("src/handler.ts", "ui/index.html", "manifest.json", "distant.txt", "wit/extension-runner.wit"):
+        assert built(Change.modified, str(root / rel)), rel
+    unbuilt = _Filter(root, ignore_build_outputs=False)  # no build script: dist/main.wasm is a source
+    assert unbuilt(Change.modified, str(root / "dist/main.wasm"))
+    assert not unbuilt(Change.modified, str(root / "dist/bundle.tar.zst"))

@@ -20,6 +20,7 @@ BAD_REQUESTS = {
     "/livez": [("DELETE", "/livez", {}, 405)],
     "/readyz": [("PUT", "/readyz", {}, 405)],
     "/metrics": [("POST", "/metrics", {}, 405)],
+    "/openapi.json": [("DELETE", "/openapi.json", {}, 405)],
     "/": [("POST", "/", {}, 405)],
     "/api/ext/<extension_id>/": [("GET", "/api/ext/nope/", {}, 404)],
     "/api/ext/<extension_id>/<path:path>": [
@@ -28,6 +29,12 @@ BAD_REQUESTS = {
     ],
     "/api/ext-proxy/<extension_id>/": [("GET", "/api/ext-proxy/nope/", {}, 404)],
     "/api/ext-proxy/<extension_id>/<path:path>": [("PUT", "/api/ext-proxy/nope/x", {}, 404)],
+    # The publish API of Alga's CLI: off (403) without EXT_PUBLISH_API_KEY; tests/test_publish_api.py has the rest.
+    "/api/ext-bundles/upload-proxy": [("POST", "/api/ext-bundles/upload-proxy", {}, 403),
+                                      ("GET", "/api/ext-bundles/upload-proxy", {}, 405)],
+    "/api/ext-bundles/finalize": [("POST", "/api/ext-bundles/finalize", {"json": {}}, 403)],
+    "/api/v1/extensions/install": [("POST", "/api/v1/extensions/install", {}, 403)],
+    "/api/v1/extensions/uninstall": [("PUT", "/api/v1/extensions/uninstall", {}, 405)],
     "/msp/extensions/<registry_id>/events": [("GET", "/msp/extensions/nope/events", {}, 404)],
     "/msp/theme.css": [("POST", "/msp/theme.css", {}, 405)],
     "/msp/static/<path:filename>": [("GET", "/msp/static/missing.js", {}, 404)],

@@ -20,7 +20,7 @@ log = logging.getLogger("runner.worker")
 
 def serve(sock: socket.socket) -> None:
     config: WorkerConfig = channel.recv(sock)
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, config.log_format)
     wasm_compat.install()
     runtime = Runtime(HostState.build(config))
     channel.send(sock, Ready(os.getpid()))

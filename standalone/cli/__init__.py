@@ -1,12 +1,14 @@
 """``flask ext ...``: the standalone registry's admin commands.
 
 Commands that print data take ``--json``. A failure is an ``Error:`` line that
-says what to do next (``click.ClickException``); long steps report progress on
-stderr, results go to stdout. This module has the install life cycle;
-cli_manage.py has config, secrets, tenants, seed data, invoices and logs.
+says what to do next (``click.ClickException``); long steps show their progress on
+stderr (a spinner with the elapsed time in a terminal), results go to stdout. This
+module has the install life cycle; manage.py has config, secrets, tenants, seed data,
+invoices and logs; devloop.py the developer's loop (new, dev, call).
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -14,18 +16,39 @@ from flask.cli import AppGroup
 
 import migrations
 from standalone import installer as installers
-from standalone.cli import manage
-from standalone.cli.support import (KNOWN_ERRORS, default_tenant, describe, echo, find_install, friendly, json_option,
-                                    make_installer, report, state, tenant_option)
+from standalone.cli import devloop, manage
+from standalone.cli.support import (default_tenant, echo, find_install, friendly, json_option, make_installer, report,
+                                    state, tenant_option)
 from standalone.gateway import providers
 from standalone.packing import DEFAULT_LEVEL, pack as pack_folder
-from standalone.watcher import changes as watch_changes
 from storage.registry.db import connect
 from storage.registry.db import migrate as apply_migrations
 
-ext = AppGroup("ext", help="Pack, install and manage extensions in the standalone registry.")
-for _command in (manage.config, manage.secrets, manage.tenants, manage.seed, manage.invoices, manage.logs):
+# Commands print their own results and progress: the service's info lines would say it all twice.
+QUIETED = ("runner", "storage", "standalone", "static_cache", "service", "watchfiles")
+
+
+def _quiet_service_logs() -> None:
+    """Warnings and errors only from the service's own loggers while a command runs (the guest's lines,
+    logger ``ext`` in the workers, stay)."""
+    loggers = [logging.getLogger(name) for name in QUIETED]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+
+    def restore() -> None:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+    click.get_current_context().call_on_close(restore)
+
+
+ext = AppGroup("ext", help="Pack, install and manage extensions in the standalone registry.",
+               callback=_quiet_service_logs)
+for _command in (manage.config, manage.secrets, manage.tenants, manage.seed, manage.invoices, manage.logs,
+                 devloop.dev, devloop.call):
     ext.add_command(_command)
+ext.add_command(devloop.new)  # needs no app: writes files only
 
 
 @ext.command()
@@ -140,30 +163,6 @@ def _set_enabled(ref: str, tenant: str | None, enabled: bool) -> None:
     i = find_install(ref, tenant)
     state().registry.set_enabled(i.id, enabled)
     click.echo(f"{i.name} is {'enabled' if enabled else 'disabled'} for tenant {i.tenant_id}")
-
-
-@ext.command()
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
-@tenant_option
-@click.option("--interval", default=0.5, show_default=True, help="Seconds a burst of changes may take.")
-@friendly
-def dev(path, tenant, interval):
-    """Install PATH, then reinstall on every change (after `npm run build` when package.json has one)."""
-    installer = make_installer()
-    changes = watch_changes(path, installers.has_build(path), interval)
-    report(installer.install(path, tenant), False)
-    click.echo(f"watching {path} for changes (Ctrl-C to stop)", err=True)
-    try:
-        for changed in changes:
-            click.echo(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}", err=True)
-            try:
-                if installers.build(path):
-                    click.echo("built", err=True)
-                report(installer.install(path, tenant), False)
-            except KNOWN_ERRORS as e:  # keep watching: the next save may fix it
-                click.echo(f"error: {describe(e)}", err=True)
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
 
 
 @ext.command()

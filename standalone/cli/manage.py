@@ -10,6 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from runner.settings import redis_url
 from runner.debug.stream import stream_key
 from standalone import seed as seeds
+from standalone.cli.events import service_events
 from standalone.cli.support import (default_tenant, echo, find_install, friendly, json_option, state,
                                     tenant_option)
 from storage.registry import invoices as invoice_store
@@ -171,25 +172,24 @@ def invoices_show(number_or_id, tenant, as_json):
 @with_appcontext
 @click.argument("name_or_id")
 @tenant_option
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (needs RUNNER_DEBUG_REDIS_URL).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @click.option("--limit", "-n", default=100, show_default=True, help="How many recent events to print.")
+@click.option("--url", help="The running service (default: http://HOST:PORT), when RUNNER_DEBUG_REDIS_URL is unset.")
 @json_option
-def logs(name_or_id, tenant, follow, limit, as_json):
-    """The extension's debug stream: guest log lines, stderr and failures."""
+def logs(name_or_id, tenant, follow, limit, url, as_json):
+    """The extension's debug stream: guest log lines, stdout/stderr and failures.
+
+    Read from Redis when RUNNER_DEBUG_REDIS_URL is set, else from the running service's event
+    stream (/msp/extensions/<id>/events), which keeps the recent events of its own executions."""
     i = find_install(name_or_id, tenant)
     settings = state().runner
-    if not settings.debug_redis_url:
-        click.echo("note: RUNNER_DEBUG_REDIS_URL is not set, so this command only sees events of executions run "
-                   "in its own process (the server keeps its events in its memory and its log output); set "
-                   "RUNNER_DEBUG_REDIS_URL for the server and this command to read the server's stream.", err=True)
-        if follow:
-            raise click.ClickException("--follow needs RUNNER_DEBUG_REDIS_URL")
-        for event in state().debug.recent(i.tenant_id, i.registry_id, limit):
-            _print_event(event, as_json)
-        return
-    key = stream_key(settings.debug_stream_prefix, i.tenant_id, i.registry_id)
+    if settings.debug_redis_url:
+        key = stream_key(settings.debug_stream_prefix, i.tenant_id, i.registry_id)
+        events = _redis_events(settings, key, limit, follow)
+    else:
+        events = service_events(url or state().public_base, i.tenant_id, i.registry_id, limit, follow)
     try:
-        for event in _redis_events(settings, key, limit, follow):
+        for event in events:
             _print_event(event, as_json)
     except KeyboardInterrupt:
         pass

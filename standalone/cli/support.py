@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 
 import click
 from flask import current_app
 
+from service.progress import Progress, for_stream
+from standalone import build as builds
 from standalone import installer as installers
 from standalone import seed as seeds
 from standalone.manifest import FieldProblems, ManifestError
@@ -18,7 +21,7 @@ from storage.registry.secrets import SecretsError
 
 
 KNOWN_ERRORS = (ManifestError, seeds.SeedError, BundleError, PackError, RegistryError, SecretsError,
-                installers.BuildError)
+                builds.BuildError)
 
 
 def describe(e: Exception) -> str:
@@ -29,6 +32,8 @@ def describe(e: Exception) -> str:
         return f"{source} has {len(e.problems)} problem(s); fix and run again:{lines}"
     if isinstance(e, BundleError):
         return f"{e.reason}; check BUNDLE_STORE_BASE (and the S3 keys)"
+    if isinstance(e, builds.BuildError) and e.output.strip():
+        return f"{e}; its output:\n{e.output.rstrip()}"
     return str(e)
 
 
@@ -75,8 +80,13 @@ def echo(as_json: bool, data, text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
 
-def make_installer() -> installers.Installer:
-    return state().installer(progress=lambda text: click.echo(text, err=True))
+def progress() -> Progress:
+    """Long steps on stderr: a spinner with the elapsed time in a terminal, plain lines otherwise."""
+    return for_stream(sys.stderr)
+
+
+def make_installer(shown: Progress | None = None) -> installers.Installer:
+    return state().installer(shown or progress())
 
 
 def report(result: installers.InstallResult, as_json: bool) -> None:

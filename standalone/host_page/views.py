@@ -62,11 +62,14 @@ def _blueprint(page: HostPage) -> Blueprint:
 
     @bp.get("/msp/extensions/<registry_id>/events")
     def events(registry_id: str):
-        """Server-Sent Events: the recent debug events of the extension, then new ones as they come."""
+        """Server-Sent Events: the recent debug events of an installed extension (the page's panel, and
+        ``flask ext logs`` without Redis), then new ones as they come (``?follow=false``: only the recent)."""
         tenant = _tenant(page)
-        if _find(_ui_installs(page, tenant), registry_id) is None:
-            return json_error(404, "extension_not_available", f"{registry_id!r} has no UI for tenant {tenant}")
-        stream = _stream(page.debug, tenant, registry_id, _last_event_id(), lambda: page.lifecycle.draining)
+        if not any(i.registry_id == registry_id for i in page.registry.installs(tenant)):
+            return json_error(404, "extension_not_available", f"{registry_id!r} is not installed for tenant {tenant}")
+        follow = request.args.get("follow", "true").strip().lower() not in ("false", "0", "no")
+        stream = _stream(page.debug, tenant, registry_id, _last_event_id(),
+                         (lambda: page.lifecycle.draining) if follow else (lambda: True))
         response = Response(stream, mimetype="text/event-stream")
         response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return _no_store(response)
@@ -74,17 +77,20 @@ def _blueprint(page: HostPage) -> Blueprint:
     return bp
 
 
-def _stream(debug, tenant: str, extension: str, after: int, draining):
+def _stream(debug, tenant: str, extension: str, after: int, stop):
     """Under Gunicorn's gevent worker the waits inside follow() yield to other requests. The stream
-    ends when the worker drains (the browser reconnects elsewhere), so it never holds up a shutdown."""
+    ends once ``stop()`` is true: after the recent events (``?follow=false``), or when the worker drains
+    (the browser reconnects elsewhere), so it never holds up a shutdown."""
     with debug.follow(tenant, extension, POLL_S) as follower:
         yield "retry: 3000\n\n"
         for event in debug.recent(tenant, extension, RECENT_EVENTS):
             if event["ts"] > after:
                 yield _sse(event)
+        if stop():
+            return
         last_write = time.monotonic()
         for event in follower:
-            if draining():
+            if stop():
                 return
             if event is not None:
                 yield _sse(event)

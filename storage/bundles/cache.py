@@ -97,6 +97,10 @@ class BundleCache:
         self._evict(keep=hex_hash)
         return cached
 
+    def is_cached(self, hash_hex: str) -> bool:
+        """The bundle is extracted here already (``ensure`` will not fetch it)."""
+        return HEX.match(hash_hex.lower()) is not None and self._hit(hash_hex.lower()) is not None
+
     @contextmanager
     def use(self, hash_hex: str) -> Iterator[None]:
         """Pin a bundle while a request uses it. Pin first, then ``ensure``, to be safe from eviction."""

@@ -60,6 +60,10 @@ class RegistryError(Exception):
     """A registry request that can not be met; the message says why."""
 
 
+class VersionExists(RegistryError):
+    """A publish of a version the extension has already."""
+
+
 def deterministic_id(key: str) -> str:
     return str(uuid.uuid5(NAMESPACE, key))
 
@@ -123,6 +127,23 @@ class Install:
 
 
 @dataclass(frozen=True)
+class Published:
+    registry_id: str
+    version_id: str
+    version: str
+    changed: tuple[str, ...]  # which of registry, version, bundle were written
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    id: str
+    registry_id: str
+    name: str
+    version: str
+    capabilities: list[str]  # the manifest's
+
+
+@dataclass(frozen=True)
 class Upserted:
     install: Install
     changed: tuple[str, ...]  # which of registry, version, bundle, install were written; () = nothing
@@ -183,66 +204,105 @@ class Registry:
 
     def upsert(self, tenant: str, manifest: Release, content_hash: str, size_bytes: int, storage_url: str,
                granted_caps: list[str]) -> Upserted:
-        """Write registry, version, bundle and install rows, each only when it differs from what is stored.
+        """Publish and install in one transaction (``flask ext install``): registry, version, bundle and
+        install rows, each written only when it differs from what is stored.
 
         A new content hash for an existing version becomes its newest (active) bundle at once.
         """
-        m = manifest
-        key = f"{m.publisher}/{m.name}"
-        changed = []
-        now = utc_now()
         with self.transaction() as db:
             if self.tenant(tenant) is None:
                 raise RegistryError(f"unknown tenant {tenant!r}")
-            registry_id = self.registry_id(m.publisher, m.name)
-            if not _exists(db, "extension_registry", registry_id):
-                db.execute("INSERT INTO extension_registry (id, publisher, name, display_name, description, "
-                           "created_at, updated_at) VALUES (?, ?, ?, ?, '', ?, ?)",
-                           (registry_id, m.publisher, m.name, m.name, now, now))
-                changed.append("registry")
+            published = self._publish(db, manifest, content_hash, size_bytes, storage_url, replace=True)
+            install_id, changed = self._install(db, tenant, published.registry_id, published.version_id,
+                                                granted_caps)
+        return Upserted(self.install_by_id(install_id), published.changed + changed)
 
-            fields = {"runtime": m.runtime, "main_entry": MAIN_ENTRY, "api": _json(m.api),
-                      "ui": None if m.ui is None else _json(m.ui), "capabilities": _json(m.capabilities),
-                      "api_endpoints": _json(m.endpoint_dicts())}
-            stored = first(db, "SELECT * FROM extension_version WHERE registry_id = ? AND version = ?",
-                            [registry_id, m.version])
-            version_id = stored["id"] if stored else deterministic_id(f"{key}/{m.version}")
-            if stored is None:
-                db.execute("INSERT INTO extension_version (id, registry_id, version, runtime, main_entry, api, ui, "
-                           "capabilities, api_endpoints, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (version_id, registry_id, m.version, *fields.values(), now))
-                changed.append("version")
-            elif any(stored[k] != v for k, v in fields.items()):
-                db.execute(f"UPDATE extension_version SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                           (*fields.values(), version_id))
-                changed.append("version")
+    def publish(self, manifest: Release, content_hash: str, size_bytes: int, storage_url: str) -> Published:
+        """Register a new version with its bundle, installing it nowhere (Alga's finalize).
 
-            active = first(db, "SELECT content_hash FROM extension_bundle WHERE version_id = ? "
-                                "ORDER BY created_at DESC, rowid DESC LIMIT 1", [version_id])
-            if active is None or active["content_hash"] != content_hash:
-                db.execute("INSERT INTO extension_bundle (id, version_id, content_hash, storage_url, size_bytes, "
-                           "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (version_id, content_hash) DO UPDATE "
-                           "SET created_at = excluded.created_at, storage_url = excluded.storage_url, "
-                           "size_bytes = excluded.size_bytes",
-                           (deterministic_id(f"{key}/{m.version}/{content_hash}"), version_id, content_hash,
-                            storage_url, size_bytes, now))
-                changed.append("bundle")
+        Raises :class:`VersionExists` when the extension has that version already.
+        """
+        with self.transaction() as db:
+            return self._publish(db, manifest, content_hash, size_bytes, storage_url, replace=False)
 
-            wanted = {"version_id": version_id, "granted_caps": _json(sorted(granted_caps)), "is_enabled": 1,
-                      "status": "enabled", "runner_status": '{"state":"ready"}'}
-            stored = first(db, "SELECT * FROM tenant_extension_install WHERE tenant_id = ? AND registry_id = ?",
-                            [tenant, registry_id])
-            install_id = stored["id"] if stored else deterministic_id(f"{tenant}/{key}")
-            if stored is None:
-                db.execute("INSERT INTO tenant_extension_install (id, tenant_id, registry_id, version_id, "
-                           "granted_caps, is_enabled, status, runner_status, created_at, updated_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (install_id, tenant, registry_id, *wanted.values(), now, now))
-                changed.append("install")
-            elif any(stored[k] != v for k, v in wanted.items()):
-                self._update_install(db, install_id, wanted, now)
-                changed.append("install")
-        return Upserted(self.install_by_id(install_id), tuple(changed))
+    def install_version(self, tenant: str, registry_id: str, version_id: str, granted_caps: list[str]) -> Upserted:
+        """Install (or switch the tenant's install to) a published version."""
+        with self.transaction() as db:
+            if self.tenant(tenant) is None:
+                raise RegistryError(f"unknown tenant {tenant!r}")
+            install_id, changed = self._install(db, tenant, registry_id, version_id, granted_caps)
+        return Upserted(self.install_by_id(install_id), changed)
+
+    def version(self, registry_id: str, version: str) -> PublishedVersion | None:
+        row = first(self.db, "SELECT v.id, v.version, v.capabilities, r.name FROM extension_version v "
+                             "JOIN extension_registry r ON r.id = v.registry_id "
+                             "WHERE v.registry_id = ? AND v.version = ?", [registry_id, version])
+        return None if row is None else PublishedVersion(row["id"], registry_id, row["name"], row["version"],
+                                                         json.loads(row["capabilities"]))
+
+    def _publish(self, db: sqlite_utils.Database, m: Release, content_hash: str, size_bytes: int,
+                 storage_url: str, replace: bool) -> Published:
+        key = f"{m.publisher}/{m.name}"
+        changed = []
+        now = utc_now()
+        registry_id = self.registry_id(m.publisher, m.name)
+        if not _exists(db, "extension_registry", registry_id):
+            db.execute("INSERT INTO extension_registry (id, publisher, name, display_name, description, "
+                       "created_at, updated_at) VALUES (?, ?, ?, ?, '', ?, ?)",
+                       (registry_id, m.publisher, m.name, m.name, now, now))
+            changed.append("registry")
+
+        fields = {"runtime": m.runtime, "main_entry": MAIN_ENTRY, "api": _json(m.api),
+                  "ui": None if m.ui is None else _json(m.ui), "capabilities": _json(m.capabilities),
+                  "api_endpoints": _json(m.endpoint_dicts())}
+        stored = first(db, "SELECT * FROM extension_version WHERE registry_id = ? AND version = ?",
+                       [registry_id, m.version])
+        if stored is not None and not replace:
+            raise VersionExists(f'Version "{m.version}" already exists for this extension. '
+                                "Publish a new version and try again.")
+        version_id = stored["id"] if stored else deterministic_id(f"{key}/{m.version}")
+        if stored is None:
+            db.execute("INSERT INTO extension_version (id, registry_id, version, runtime, main_entry, api, ui, "
+                       "capabilities, api_endpoints, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (version_id, registry_id, m.version, *fields.values(), now))
+            changed.append("version")
+        elif any(stored[k] != v for k, v in fields.items()):
+            db.execute(f"UPDATE extension_version SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                       (*fields.values(), version_id))
+            changed.append("version")
+
+        active = first(db, "SELECT content_hash FROM extension_bundle WHERE version_id = ? "
+                           "ORDER BY created_at DESC, rowid DESC LIMIT 1", [version_id])
+        if active is None or active["content_hash"] != content_hash:
+            db.execute("INSERT INTO extension_bundle (id, version_id, content_hash, storage_url, size_bytes, "
+                       "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (version_id, content_hash) DO UPDATE "
+                       "SET created_at = excluded.created_at, storage_url = excluded.storage_url, "
+                       "size_bytes = excluded.size_bytes",
+                       (deterministic_id(f"{key}/{m.version}/{content_hash}"), version_id, content_hash,
+                        storage_url, size_bytes, now))
+            changed.append("bundle")
+        return Published(registry_id, version_id, m.version, tuple(changed))
+
+    def _install(self, db: sqlite_utils.Database, tenant: str, registry_id: str, version_id: str,
+                 granted_caps: list[str]) -> tuple[str, tuple[str, ...]]:
+        """The install row of ``tenant`` for the version; returns its id and ``("install",)`` when written."""
+        wanted = {"version_id": version_id, "granted_caps": _json(sorted(granted_caps)), "is_enabled": 1,
+                  "status": "enabled", "runner_status": '{"state":"ready"}'}
+        stored = first(db, "SELECT * FROM tenant_extension_install WHERE tenant_id = ? AND registry_id = ?",
+                       [tenant, registry_id])
+        if stored is None:
+            reg = first(db, "SELECT publisher, name FROM extension_registry WHERE id = ?", [registry_id])
+            install_id = deterministic_id(f"{tenant}/{reg['publisher']}/{reg['name']}")
+            now = utc_now()
+            db.execute("INSERT INTO tenant_extension_install (id, tenant_id, registry_id, version_id, "
+                       "granted_caps, is_enabled, status, runner_status, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (install_id, tenant, registry_id, *wanted.values(), now, now))
+            return install_id, ("install",)
+        if any(stored[k] != v for k, v in wanted.items()):
+            self._update_install(db, stored["id"], wanted, utc_now())
+            return stored["id"], ("install",)
+        return stored["id"], ()
 
     def installs(self, tenant: str | None = None, enabled_only: bool = False) -> list[Install]:
         """A tenant's installs (every tenant's when ``tenant`` is None), by name."""

@@ -1,0 +1,1 @@
+../../../../samples/sdk-handler/src/host.ts
