@@ -334,3 +334,15 @@ def test_the_sequence_over_http_under_gunicorn(tmp_path, shared_dirs, mini_wasm)
         assert longer.status_code == 400 and "but size is 3" in longer.json()["message"]
     finally:
         stop_process(proc)
+
+
+def test_a_wildcard_publish_takes_the_next_free_patch_and_the_cli_installs_it(cli, mini_wasm):
+    """Alga's finalize resolves X.Y.*; the CLI then installs with the literal X.Y.* it read from the manifest."""
+    manifest = manifest_text(version="0.4.*")
+    versions = []
+    for ui in (b"<h1>one</h1>", b"<h1>two</h1>"):
+        upload, final, install = cli.publish(manifest, cli_archive(manifest, mini_wasm, ui=ui))
+        assert final.status_code == 200 and install.status_code == 202, (final.get_json(), install.get_json())
+        versions.append(final.get_json()["version"]["version"])
+        assert install.get_json()["data"]["version"] == versions[-1]
+    assert versions == ["0.4.0", "0.4.1"]
