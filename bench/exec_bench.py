@@ -3,7 +3,7 @@
 For the WAT and the SDK components:
   (i)   the in-process floor: fresh Store + instantiate + call, component already loaded;
   (ii)  POST /v1/execute over HTTP through Gunicorn (gevent, EXT_WORKERS=2) with wrk,
-        at concurrency 1 and 8;
+        at concurrency 1 and 8 (one extension, allowed both workers);
   (iii) the reference design's cost: compile from bytes on every request (sampled).
 Also: cold start of a fresh worker from a precompiled artifact vs a compile, and worker RSS.
 Prints a markdown table; figures are ratios of numbers taken in this same run.
@@ -168,7 +168,8 @@ def main() -> None:
     routes = {"wat": "/echo", "sdk": "/all"}
     port = free_port()
     server = subprocess.Popen([GUNICORN, "-c", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT,
-                              env=service_env(work, EXT_WORKERS="2", PORT=str(port)), stderr=subprocess.DEVNULL)
+                              env=service_env(work, EXT_WORKERS="2", PORT=str(port),
+                                              EXT_MAX_WORKERS_PER_EXTENSION="2"), stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1/execute"
     headers = {"x-alga-tenant": TENANT, "x-alga-extension": EXT}
     try:

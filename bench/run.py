@@ -1,5 +1,6 @@
 """`make bench`: the executor and static-serving benchmarks, one after the other."""
 import exec_bench
+import fairness_bench
 import static_bench
 
 if __name__ == "__main__":
@@ -7,3 +8,5 @@ if __name__ == "__main__":
     exec_bench.main()
     print("\n## Static UI\n")
     static_bench.main()
+    print("\n## Fairness between tenants\n")
+    fairness_bench.main()

@@ -130,7 +130,7 @@ class Executor:
                 self.debug.publish(ids, {"level": "error", "message": f"secret envelope decryption failed: {e}"})
                 return failure(500, contract.SECRET_DECRYPT_FAILED)
 
-        outcome, events = self._run(req, ids, bundle, grants, secrets)
+        outcome, events = self._run(req, ids, bundle, grants, secrets, (tenant, extension))
         for event in events:
             self.debug.publish(ids, event)
         if outcome["error"]:
@@ -142,8 +142,8 @@ class Executor:
         return outcome
 
     def _run(self, req: ExecuteRequest, ids: ExecutionIds, bundle: CachedBundle, grants: frozenset[str],
-             secrets: dict[str, str] | None) -> tuple[dict, list[dict]]:
-        """The envelope and the guest's debug events."""
+             secrets: dict[str, str] | None, owner: tuple[str, str]) -> tuple[dict, list[dict]]:
+        """The envelope and the guest's debug events; ``owner`` (the routing headers) is the pool queue."""
         try:
             body = _decode_body(req.http.body_b64)
         except ValueError as e:
@@ -160,7 +160,7 @@ class Executor:
         hard_timeout = (job.timeout_ms + s.hard_deadline_grace_ms) / 1000
         compiled = artifact.exists()
         try:
-            reply = self.pool.execute(job, bundle.wasm_path, hard_timeout)
+            reply = self.pool.execute(job, bundle.wasm_path, hard_timeout, owner)
         except ExecutionFailed as e:
             return failure(500, f"{contract.EXECUTE_FAILED}: {e}"), []
         finally:

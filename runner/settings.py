@@ -49,8 +49,20 @@ class RunnerSettings:
     workers: int = setting("EXT_WORKERS", 0, "Worker processes running components (0 = CPU count).",
                            shown_default="CPU count")
     component_cache_size: int = setting("EXT_COMPONENT_CACHE_SIZE", 16, "Loaded components kept per worker (LRU).")
-    queue_size: int = setting("EXT_QUEUE_SIZE", 64, "Executions waiting for a worker before 503 runner_busy.")
+    queue_size: int = setting("EXT_QUEUE_SIZE", 64,
+                              "Executions of one tenant+extension waiting for a worker before 503 runner_busy.")
     queue_timeout_ms: int = setting("EXT_QUEUE_TIMEOUT_MS", 10000, "Longest wait for a free worker.")
+    max_workers_per_extension: int = setting(
+        "EXT_MAX_WORKERS_PER_EXTENSION", 0,
+        "Workers one tenant+extension may hold at once; over it, requests wait in their own queue "
+        "(0 = workers - 1, at least 1, so one worker is always left for the others).",
+        shown_default="workers - 1")
+    max_workers_per_tenant: int = setting(
+        "EXT_MAX_WORKERS_PER_TENANT", 0, "Workers one tenant may hold at once, over all its extensions (0 = as "
+        "EXT_MAX_WORKERS_PER_EXTENSION).", shown_default="as per extension")
+    metrics_max_owners: int = setting(
+        "EXT_METRICS_MAX_OWNERS", 100,
+        "Tenant+extension pairs with their own pool metric labels per process; later ones are `_other`.")
     default_timeout_ms: int = setting("EXT_DEFAULT_TIMEOUT_MS", 30000, "Timeout when limits.timeout_ms is absent.")
     default_memory_mb: int = setting("EXT_DEFAULT_MEMORY_MB", 256,
                                      "Linear memory cap when limits.memory_mb is absent.")
@@ -105,6 +117,10 @@ class RunnerSettings:
     def __post_init__(self) -> None:
         if not self.workers:
             object.__setattr__(self, "workers", cpu_count())
+        if self.max_workers_per_extension <= 0:
+            object.__setattr__(self, "max_workers_per_extension", max(1, self.workers - 1))
+        if self.max_workers_per_tenant <= 0:
+            object.__setattr__(self, "max_workers_per_tenant", self.max_workers_per_extension)
 
     @property
     def shared_redis_url(self) -> str:

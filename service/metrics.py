@@ -7,8 +7,9 @@ are summed at scrape time; under ``flask run`` the default registry is used.
 from __future__ import annotations
 
 import os
+import threading
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import REGISTRY, multiprocess
 
 EXECUTIONS = Counter("alga_runner_executions_total",
@@ -24,6 +25,40 @@ EVICTIONS = Counter("alga_runner_cache_evictions_total", "Bundles evicted from t
 EVICTED_BYTES = Counter("alga_runner_cache_evicted_bytes_total", "Bytes evicted from the cache")
 STATIC_RESPONSES = Counter("alga_runner_static_responses_total", "/ext-ui answers by status", ["status"])
 STATIC_BYTES = Counter("alga_runner_static_bytes_served_total", "Body bytes sent by /ext-ui")
+# The pool per tenant+extension; label values are bounded by LabelBudget (OTHER for the rest).
+OWNER = ["tenant", "extension"]
+POOL_QUEUED = Gauge("alga_runner_pool_queued", "Executions waiting for a worker", OWNER, multiprocess_mode="livesum")
+POOL_RUNNING = Gauge("alga_runner_pool_running", "Workers held", OWNER, multiprocess_mode="livesum")
+POOL_REJECTED = Counter("alga_runner_pool_rejected_total",
+                        "Executions refused by the pool: queue_full (503 at once) or queue_timeout (503 after "
+                        "EXT_QUEUE_TIMEOUT_MS)", [*OWNER, "reason"])
+POOL_TIMEOUTS = Counter("alga_runner_pool_timeouts_total",
+                        "Executions that ran past their timeout (or the hard deadline)", OWNER)
+OTHER = "_other"
+
+
+class LabelBudget:
+    """Bounded label cardinality: the first ``limit`` distinct label tuples a process sees keep their
+    own values (cut to ``max_len`` characters); every later one is reported as ``OTHER``.
+
+    First come rather than top-N because a Prometheus series cannot move between labels once counted;
+    the pool only sees tenant+extension pairs that have a bundle, so strangers cannot use up the budget.
+    """
+
+    def __init__(self, limit: int, max_len: int = 64):
+        self.limit, self.max_len = limit, max_len
+        self._known: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, *values: str) -> tuple[str, ...]:
+        labels = self._known.get(values)
+        if labels is None:
+            with self._lock:
+                if len(self._known) < self.limit:
+                    labels = self._known.setdefault(values, tuple(v[:self.max_len] for v in values))
+                else:
+                    labels = (OTHER,) * len(values)
+        return labels
 
 
 def render() -> tuple[bytes, str]:
