@@ -10,7 +10,10 @@ import tempfile
 _metrics_dir = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"alga-runner-metrics-{os.getpid()}"))
 
+from service import gunicorn_errors  # noqa: E402
 from settings import Settings  # noqa: E402  (after the metrics folder is chosen)
+
+gunicorn_errors.install()  # requests Gunicorn itself refuses (header limits, ...) answer JSON too
 
 _settings = Settings.from_env()
 

@@ -19,7 +19,10 @@ UNKNOWN_CAPABILITIES = "unknown_capabilities"
 SECRET_DECRYPT_FAILED = "secret_decrypt_failed"
 EXECUTE_FAILED = "execute_failed"
 
+# Deeper documents are refused (400), as the reference's serde_json does past its recursion limit of 128.
+MAX_DEPTH = 128
 _HASH = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RequestRejected(Exception):
@@ -101,6 +104,10 @@ def parse_execute(content_type: str | None, body: bytes) -> ExecuteRequest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise RequestRejected(400, "malformed_json", f"request body is not valid JSON: {e}") from None
+    except RecursionError:  # deeper than this interpreter's stack: certainly over MAX_DEPTH
+        raise _too_deep() from None
+    if not _within_depth(doc):
+        raise _too_deep()
     obj = _object(doc, "body")
     ctx = _object(_required(obj, "context", "body"), "context")
     http = _object(_required(obj, "http", "body"), "http")
@@ -112,6 +119,8 @@ def parse_execute(content_type: str | None, body: bytes) -> ExecuteRequest:
         providers = []
     elif not isinstance(providers, list) or not all(isinstance(p, str) for p in providers):
         raise _invalid("providers", "must be a list of strings")
+    for i, p in enumerate(providers):
+        _unicode(p, f"providers[{i}]")
     return ExecuteRequest(
         context=Context(
             tenant_id=_str(ctx, "tenant_id", "context"), extension_id=_str(ctx, "extension_id", "context"),
@@ -158,6 +167,24 @@ def failure(status: int, error: str) -> dict[str, Any]:
 
 # field readers ---------------------------------------------------------------
 
+def _too_deep() -> RequestRejected:
+    return RequestRejected(400, "malformed_json", f"request body nests more than {MAX_DEPTH} levels deep")
+
+
+def _within_depth(doc: Any) -> bool:
+    """No array or object in ``doc`` is nested more than MAX_DEPTH deep (iterative: no recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
 def _invalid(where: str, problem: str) -> RequestRejected:
     return RequestRejected(422, "invalid_request", f"{where} {problem}", field=where)
 
@@ -179,18 +206,29 @@ def _optional_object(obj: dict, key: str, where: str) -> dict | None:
     return None if value is None else _object(value, _path(where, key))
 
 
+def _unicode(value: str, where: str) -> str:
+    """Refuse a lone UTF-16 surrogate (JSON ``"\\ud800"`` or its raw bytes): no valid text holds one,
+    and it cannot be encoded to go on (to the guest, a header, a key). 400 as the reference's parser."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise RequestRejected(400, "malformed_json", f"{where} holds a lone UTF-16 surrogate (not valid Unicode)",
+                              field=where)
+    return value
+
+
 def _str(obj: dict, key: str, where: str) -> str:
     value = _required(obj, key, where)
     if not isinstance(value, str):
         raise _invalid(_path(where, key), "must be a string")
-    return value
+    return _unicode(value, _path(where, key))
 
 
 def _opt_str(obj: dict | None, key: str, where: str) -> str | None:
     value = (obj or {}).get(key)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise _invalid(_path(where, key), "must be a string or null")
-    return value
+    return _unicode(value, _path(where, key))
 
 
 def _opt_uint(obj: dict | None, key: str, where: str) -> int | None:
@@ -209,8 +247,10 @@ def _str_map(obj: dict, key: str, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _invalid(_path(where, key), "must be an object of strings")
     for k, v in value.items():
+        name = f"{_path(where, key)}.{_unicode(k, _path(where, key) + ' key')}"
         if not isinstance(v, str):
-            raise _invalid(f"{_path(where, key)}.{k}", "must be a string")
+            raise _invalid(name, "must be a string")
+        _unicode(v, name)
     return value
 
 

@@ -60,6 +60,24 @@ def test_metrics_are_summed_across_processes(server):
     assert 'alga_runner_bundle_cache_total{result="miss"}' in text
 
 
+@pytest.mark.parametrize("headers,status", [
+    ({"x-big": "a" * 9000}, 431),  # over limit_request_field_size (8190)
+    ({f"x-h{i}": "v" for i in range(120)}, 431),  # over limit_request_fields (100)
+])
+def test_requests_gunicorn_refuses_answer_json(server, headers, status):
+    for method, path in (("POST", "/v1/execute"), ("GET", "/ext-ui/e/sha256:abc/index.html")):
+        r = requests.request(method, server["base"] + path, headers=headers, data=b"{}", timeout=10)
+        assert r.status_code == status
+        assert r.headers["content-type"] == "application/json" and r.headers["cache-control"] == "no-store"
+        body = r.json()
+        assert body["error"] == "request_header_fields_too_large" and body["message"]
+
+
+def test_an_over_long_request_line_answers_json(server):
+    r = requests.get(server["base"] + "/ext-ui/" + "a" * 5000, timeout=10)
+    assert r.status_code == 414 and r.json()["error"] == "uri_too_long"
+
+
 def test_graceful_shutdown_lets_in_flight_work_finish(server):
     call(server, "/echo")
     with concurrent.futures.ThreadPoolExecutor(2) as ex:

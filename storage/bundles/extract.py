@@ -100,7 +100,7 @@ def member_target(name: str) -> tuple[str, str] | None:
     rel = name
     while rel.startswith("./"):
         rel = rel[2:]
-    if not rel or rel.startswith("/") or ".." in rel:
+    if not rel or rel.startswith("/") or ".." in rel or "\x00" in rel:  # no file can have a NUL in its name
         return None
     if any(not seg or seg.startswith(".") for seg in rel.split("/")):
         return None
