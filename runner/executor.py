@@ -149,11 +149,10 @@ class Executor:
         except ValueError as e:
             return failure(500, f"{contract.EXECUTE_FAILED}: invalid body base64: {e}"), []
         s, limits = self.settings, req.limits
-        artifact = artifact_path(bundle.compiled_dir, limits.fuel is not None)
+        timeout_ms, memory_mb, fuel = s.limits_for(limits.timeout_ms, limits.memory_mb, limits.fuel)
+        artifact = artifact_path(bundle.compiled_dir, fuel is not None)
         job = Job(
-            id=0, bundle=bundle.hash, artifact=str(artifact),
-            timeout_ms=max(1, limits.timeout_ms if limits.timeout_ms is not None else s.default_timeout_ms),
-            memory_mb=limits.memory_mb if limits.memory_mb is not None else s.default_memory_mb, fuel=limits.fuel,
+            id=0, bundle=bundle.hash, artifact=str(artifact), timeout_ms=timeout_ms, memory_mb=memory_mb, fuel=fuel,
             ids=ids, request=GuestRequest(req.http.method, _url(req.http.path, req.http.query),
                                           list(req.http.headers.items()), body),
             grants=grants, secrets=secrets, user=None if req.user is None else vars(req.user))

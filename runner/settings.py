@@ -1,6 +1,7 @@
 """Settings of the executor: worker pool, limits, host interfaces, secrets and the debug stream."""
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from service.config import setting
 
 MiB = 1 << 20
+WASM32_MAX_MB = 4096  # a 32-bit linear memory cannot grow past 4 GiB
 
 
 def cpu_count(cgroup_root: str = "/sys/fs/cgroup") -> int:
@@ -40,6 +42,26 @@ def _cgroup_quota(root: str) -> float | None:
 
 
 @dataclass(frozen=True)
+class DefaultLimits:
+    """``RUNTIME_LIMITS``: limits for requests that give none (None = not set there)."""
+
+    timeout_ms: int | None = None
+    memory_mb: int | None = None
+    fuel: int | None = None
+
+    @classmethod
+    def parse(cls, raw: str) -> "DefaultLimits":
+        """The reference deployment's JSON, e.g. ``{"memory_mb":512,"timeout_ms":5000,"fuel":null}``."""
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or set(doc) - {"timeout_ms", "memory_mb", "fuel"}:
+            raise ValueError("RUNTIME_LIMITS must be a JSON object of timeout_ms, memory_mb and fuel")
+        for key, value in doc.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"RUNTIME_LIMITS.{key} must be a non-negative integer or null")
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
 class RunnerSettings:
     inbound_token: str = setting(
         "EXT_INBOUND_TOKEN", "",
@@ -63,9 +85,17 @@ class RunnerSettings:
     metrics_max_owners: int = setting(
         "EXT_METRICS_MAX_OWNERS", 100,
         "Tenant+extension pairs with their own pool metric labels per process; later ones are `_other`.")
-    default_timeout_ms: int = setting("EXT_DEFAULT_TIMEOUT_MS", 30000, "Timeout when limits.timeout_ms is absent.")
+    default_timeout_ms: int = setting("EXT_DEFAULT_TIMEOUT_MS", 30000,
+                                      "Timeout when neither limits.timeout_ms nor RUNTIME_LIMITS gives one.")
     default_memory_mb: int = setting("EXT_DEFAULT_MEMORY_MB", 256,
-                                     "Linear memory cap when limits.memory_mb is absent.")
+                                     "Linear memory cap when neither limits.memory_mb nor RUNTIME_LIMITS gives one.")
+    runtime_limits: DefaultLimits = setting(
+        "RUNTIME_LIMITS", DefaultLimits(),
+        "JSON default limits, as the reference's deployment sets them (`{\"memory_mb\":512,\"timeout_ms\":5000,"
+        "\"fuel\":null}`); a request's own limits win, and EXT_DEFAULT_* fill what both leave out.",
+        parse=DefaultLimits.parse, shown_default="(none)")
+    max_timeout_ms: int = setting("EXT_MAX_TIMEOUT_MS", 600000,
+                                  "Longest timeout any request gets, whatever it asks (a worker is never held forever).")
     worker_spin_us: int = setting(
         "EXT_WORKER_SPIN_US", 2000,
         "After a call, a worker polls for the next one this long before sleeping (lower latency, some CPU).")
@@ -114,6 +144,14 @@ class RunnerSettings:
     debug_max_event_bytes: int = setting("RUNNER_DEBUG_MAX_EVENT_BYTES", 8192,
                                          "Messages are cut at this many bytes.")
 
+    def limits_for(self, timeout_ms: int | None, memory_mb: int | None, fuel: int | None) -> tuple[int, int, int | None]:
+        """(timeout, memory, fuel) of an execution: the request's value, else RUNTIME_LIMITS', else EXT_DEFAULT_*
+        (no fuel limit by default); the timeout at most EXT_MAX_TIMEOUT_MS, memory at most 4 GiB (wasm32's)."""
+        d = self.runtime_limits
+        timeout = _first(timeout_ms, d.timeout_ms, self.default_timeout_ms)
+        memory = _first(memory_mb, d.memory_mb, self.default_memory_mb)
+        return max(1, min(timeout, self.max_timeout_ms)), min(memory, WASM32_MAX_MB), _first(fuel, d.fuel, None)
+
     def __post_init__(self) -> None:
         if not self.workers:
             object.__setattr__(self, "workers", cpu_count())
@@ -139,3 +177,7 @@ def redis_url(url: str, password: str = "") -> str:
     if parts.scheme not in ("redis", "rediss") or "@" in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{parts.netloc}"))
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
