@@ -19,7 +19,8 @@ from runner.policy.capabilities import known_only
 from service.progress import QUIET, Progress
 from standalone.manifest import Manifest, resolve_version
 from standalone.packing import pack
-from storage.bundles.stores import BundleStore, bundle_key
+from storage.bundles.signing import MAX_SIGNATURE_BYTES, PrivateKey, put_signature, signature_key
+from storage.bundles.stores import BundleNotFound, BundleStore, bundle_key
 from storage.registry.installs import Install, Published, PublishedVersion, Registry, RegistryError, Upserted
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +53,12 @@ class PublishResult:
 class Installer:
     """:param store_base: BUNDLE_STORE_BASE, for the bundle rows' storage_url.
     :param executor: warms components after install (None: skip). :param progress: shows the long steps.
-    :param max_archive_bytes: EXT_MAX_ARCHIVE_BYTES, for copying a bundle to another tenant's key."""
+    :param max_archive_bytes: EXT_MAX_ARCHIVE_BYTES, for copying a bundle to another tenant's key.
+    :param signing_key: signs every bundle it stores (EXT_SIGNING_KEY_FILE) when given."""
 
     def __init__(self, registry: Registry, store: BundleStore, store_base: str, executor: Executor | None,
                  default_tenant: str, public_base: str, progress: Progress = QUIET,
-                 max_archive_bytes: int = 1 << 28):
+                 max_archive_bytes: int = 1 << 28, signing_key: PrivateKey | None = None):
         self.registry = registry
         self.store = store
         self.store_base = store_base
@@ -65,6 +67,7 @@ class Installer:
         self.public_base = public_base
         self.progress = progress
         self.max_archive_bytes = max_archive_bytes
+        self.signing_key = signing_key
 
     def install(self, folder: str | Path, tenant: str | None = None, warm: bool = True) -> InstallResult:
         tenant = self._tenant(tenant)
@@ -76,7 +79,7 @@ class Installer:
             if m.wildcard_version:
                 m = dataclasses.replace(m, version=self._free_version(registry_id, m.version, packed.content_hash))
             key = bundle_key(tenant, registry_id, packed.hex)
-            self._upload(key, packed.path, packed.size)
+            self._upload(key, packed.path, packed.size, packed.hex)
         upserted = self.registry.upsert(tenant, m, packed.content_hash, packed.size, self._url(key),
                                         sorted(known_only(m.capabilities)))
         return self._installed(upserted, packed.size, list(m.warnings), warm and packed.has_component)
@@ -93,7 +96,7 @@ class Installer:
             resolved = resolve_version(manifest.version, list(self.registry.versions(registry_id)))
             manifest = dataclasses.replace(manifest, version=resolved)
         key = bundle_key(tenant, registry_id, hex_hash)
-        self._upload(key, archive, size)
+        self._upload(key, archive, size, hex_hash)
         return PublishResult(self.registry.publish(manifest, f"sha256:{hex_hash}", size, self._url(key)), key)
 
     def install_version(self, version: PublishedVersion, tenant: str | None = None,
@@ -108,7 +111,7 @@ class Installer:
         key = bundle_key(tenant, version.registry_id, hex_hash)
         source = (bundle.storage_url or "").removeprefix(self.store_base.rstrip("/") + "/")
         if source != key:  # published under another tenant: the runner fetches by the caller's tenant
-            self._copy(source, key)
+            self._copy(source, key, hex_hash)
         upserted = self.registry.install_version(tenant, version.registry_id, version.id,
                                                  sorted(known_only(version.capabilities)))
         return self._installed(upserted, bundle.size_bytes or 0, [], warm)
@@ -139,17 +142,32 @@ class Installer:
     def _url(self, key: str) -> str:
         return f"{self.store_base.rstrip('/')}/{key}"
 
-    def _upload(self, key: str, path: Path, size: int) -> None:
+    def _upload(self, key: str, path: Path, size: int, hex_hash: str) -> None:
         with self.progress.step(f"uploading {size / 1e6:.1f} MB to {self.store.describe()}"):
             self.store.put(key, path)
+        self._sign(key, hex_hash)
 
-    def _copy(self, source: str, key: str) -> None:
+    def _copy(self, source: str, key: str, hex_hash: str) -> None:
         with tempfile.TemporaryDirectory(prefix="ext-copy-") as tmp, \
                 self.progress.step("copying the bundle to the tenant's key"):
             path = Path(tmp) / "bundle.tar.zst"
             with open(path, "wb") as f:
                 self.store.fetch(source, f, self.max_archive_bytes)
             self.store.put(key, path)
+            if self.signing_key is None:  # a signature over the content hash holds at any key: take it along
+                with open(path, "wb") as f:
+                    try:
+                        self.store.fetch(signature_key(source), f, MAX_SIGNATURE_BYTES)
+                    except BundleNotFound:
+                        return
+                self.store.put(signature_key(key), path)
+        self._sign(key, hex_hash)
+
+    def _sign(self, key: str, hex_hash: str) -> None:
+        """With EXT_SIGNING_KEY_FILE: the signature beside the archive, for SIGNING_TRUST_BUNDLE."""
+        if self.signing_key is not None:
+            with self.progress.step("signing the bundle"):
+                put_signature(self.store, key, hex_hash, self.signing_key)
 
     def _installed(self, upserted: Upserted, size: int, warnings: list[str], warm: bool) -> InstallResult:
         install = upserted.install

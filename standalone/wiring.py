@@ -16,6 +16,7 @@ from standalone.installer import Installer, public_base
 from standalone.scheduler import ScheduleLoop
 from standalone.settings import StandaloneSettings
 from storage.bundles.cache import BundleCache
+from storage.bundles.signing import load_private_key
 from storage.registry.installs import Registry
 from storage.registry.secrets import SecretsStore
 from storage.registry.settings import RegistrySettings
@@ -39,8 +40,11 @@ class Standalone:
 
 
     def installer(self, progress: Progress = QUIET) -> Installer:
-        return Installer(self.registry, self.bundles.store, self.bundles.settings.bundle_store_base, self.executor,
-                         self.default_tenant, self.public_base, progress, self.bundles.settings.max_archive_bytes)
+        """Raises ValueError when EXT_SIGNING_KEY_FILE is set but holds no usable key."""
+        settings = self.bundles.settings
+        key = load_private_key(settings.signing_key_file) if settings.signing_key_file else None
+        return Installer(self.registry, self.bundles.store, settings.bundle_store_base, self.executor,
+                         self.default_tenant, self.public_base, progress, settings.max_archive_bytes, key)
 
 
 def init_app(app: Flask, *, service: ServiceSettings, registry: RegistrySettings, standalone: StandaloneSettings,

@@ -7,6 +7,7 @@ own per-request work costs more than the whole lookup.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from http import HTTPStatus
@@ -20,7 +21,7 @@ from static_cache.paths import sanitize
 from static_cache.settings import StaticSettings
 from static_cache.tenancy import Tenancy
 from storage.alga.installs import host_without_port
-from storage.bundles.cache import ArchiveHashMismatch, BundleCache, BundleError
+from storage.bundles.cache import ArchiveHashMismatch, BundleCache, BundleError, SignatureRejected
 
 _HASH = re.compile(r"sha256:([0-9a-fA-F]+)\Z")
 PREFIXES = ("/ext-ui/", "/runner/ext-ui/")
@@ -117,6 +118,9 @@ class StaticUi:
                 return self._answer(environ, cached, tail)
         except ArchiveHashMismatch:
             return HASH_MISMATCH
+        except SignatureRejected as e:  # SIGNING_TRUST_BUNDLE is set and the bundle's signature fails
+            return _fixed(502, json.dumps({"code": "signature_rejected", "message": e.reason}).encode(),
+                          "application/json")
         except (BundleError, OSError):
             return EXTRACT_FAILED
 

@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 
 import migrations
 from standalone import installer as installers
-from standalone.cli import devloop, manage
+from standalone.cli import devloop, manage, signing
 from standalone.cli.support import (default_tenant, echo, find_install, friendly, json_option, make_installer, report,
                                     state, tenant_option)
 from standalone.gateway import providers
@@ -46,7 +46,7 @@ def _quiet_service_logs() -> None:
 ext = AppGroup("ext", help="Pack, install and manage extensions in the standalone registry.",
                callback=_quiet_service_logs)
 for _command in (manage.config, manage.secrets, manage.tenants, manage.seed, manage.invoices, manage.logs,
-                 devloop.dev, devloop.call):
+                 devloop.dev, devloop.call, signing.keygen, signing.sign):
     ext.add_command(_command)
 ext.add_command(devloop.new)  # needs no app: writes files only
 

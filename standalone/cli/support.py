@@ -86,7 +86,10 @@ def progress() -> Progress:
 
 
 def make_installer(shown: Progress | None = None) -> installers.Installer:
-    return state().installer(shown or progress())
+    try:
+        return state().installer(shown or progress())
+    except ValueError as e:  # EXT_SIGNING_KEY_FILE holds no usable key
+        raise click.ClickException(f"{e}; check EXT_SIGNING_KEY_FILE (flask ext keygen makes a key)") from None
 
 
 def report(result: installers.InstallResult, as_json: bool) -> None:

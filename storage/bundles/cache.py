@@ -7,6 +7,7 @@ so ``EXT_CACHE_MAX_BYTES`` eviction leaves it alone (DECISIONS 10).
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -20,6 +21,8 @@ from service import metrics
 from storage.bundles.cache_dir import HEX, CacheDir, remove_path, tree_bytes
 from storage.bundles.extract import ExtractError, ExtractLimits, extract_bundle
 from storage.bundles.settings import BundleSettings
+from storage.bundles.signing import (MAX_SIGNATURE_BYTES, SIGNATURE_FILE, SignatureRejected, TrustBundle,
+                                     signature_key)
 from storage.bundles.stores import (FETCH_FAILED, BundleError, BundleNotFound, BundleStore, StoreConfigError,
                                     bundle_key, open_bundle_store)
 
@@ -39,9 +42,9 @@ class ExtractFailed(BundleError):
 class CachedBundle:
     """An extracted bundle. ``ui_index`` is filled by static_cache on first use in this process."""
 
-    __slots__ = ("hash", "root", "bundle_dir", "wasm_path", "compiled_dir", "bytes", "ui_index")
+    __slots__ = ("hash", "root", "bundle_dir", "wasm_path", "compiled_dir", "bytes", "ui_index", "trusted")
 
-    def __init__(self, hex_hash: str, root: Path, size: int):
+    def __init__(self, hex_hash: str, root: Path, size: int, trusted: bool = False):
         self.hash = hex_hash
         self.root = root
         self.bundle_dir = root / "bundle"
@@ -49,6 +52,7 @@ class CachedBundle:
         self.compiled_dir = root / "compiled"
         self.bytes = size
         self.ui_index: Any = None
+        self.trusted = trusted  # its signature verified in this process (SIGNING_TRUST_BUNDLE)
 
 
 class BundleCache:
@@ -61,6 +65,7 @@ class BundleCache:
         self.dir = CacheDir(settings.cache_root)
         self.on_extract = on_extract
         self.limits = ExtractLimits.from_settings(settings)
+        self.trust = TrustBundle.load(settings.signing_trust_bundle) if settings.signing_trust_bundle else None
         self._store = store
         self._store_lock = threading.Lock()
         self._ready: dict[str, CachedBundle] = {}
@@ -82,7 +87,7 @@ class BundleCache:
         cached = self._hit(hex_hash)
         if cached is not None:
             self._count(hits=1)
-            return cached
+            return self._trusted(tenant, extension, cached)
         try:
             self.dir.prepare()
         except OSError as e:
@@ -91,7 +96,7 @@ class BundleCache:
             cached = self._hit(hex_hash)
             if cached is not None:  # another thread or process just finished it
                 self._count(hits=1)
-                return cached
+                return self._trusted(tenant, extension, cached)
             self._count(misses=1)
             cached = self._fill(tenant, extension, hex_hash)
         self._evict(keep=hex_hash)
@@ -100,6 +105,36 @@ class BundleCache:
     def is_cached(self, hash_hex: str) -> bool:
         """The bundle is extracted here already (``ensure`` will not fetch it)."""
         return HEX.match(hash_hex.lower()) is not None and self._hit(hash_hex.lower()) is not None
+
+    def _trusted(self, tenant: str, extension: str, cached: CachedBundle) -> CachedBundle:
+        """``cached`` once its signature verifies (always, without SIGNING_TRUST_BUNDLE). Checked once per
+        process: the copy kept in the bundle folder first, then the store's (signed or re-signed since)."""
+        if self.trust is None or cached.trusted:
+            return cached
+        local = cached.root / SIGNATURE_FILE
+        try:
+            self.trust.verify(cached.hash, local.read_bytes())
+        except (OSError, SignatureRejected):
+            document = self._signature(self.store, tenant, extension, cached.hash)
+            tmp = local.with_name(f"{SIGNATURE_FILE}.{os.getpid()}.tmp")
+            tmp.write_bytes(document)
+            os.replace(tmp, local)
+        cached.trusted = True
+        return cached
+
+    def _signature(self, store: BundleStore, tenant: str, extension: str, hex_hash: str) -> bytes:
+        """The store's signature for the bundle, verified; SignatureRejected otherwise."""
+        key = signature_key(bundle_key(tenant, extension, hex_hash))
+        out = io.BytesIO()
+        try:
+            store.fetch(key, out, MAX_SIGNATURE_BYTES)
+        except BundleNotFound:
+            raise SignatureRejected(f"no signature beside the bundle in the store ({key}); "
+                                    "sign it with: flask ext sign") from None
+        except BundleError as e:
+            raise SignatureRejected(f"cannot fetch {key}: {e.reason}") from None
+        self.trust.verify(hex_hash, out.getvalue())
+        return out.getvalue()
 
     @contextmanager
     def use(self, hash_hex: str) -> Iterator[None]:
@@ -169,7 +204,10 @@ class BundleCache:
                     actual = store.fetch(key, f, self.settings.max_archive_bytes)
                 if actual != hex_hash:
                     raise ArchiveHashMismatch(hex_hash, actual)
+                signature = None if self.trust is None else self._signature(store, tenant, extension, hex_hash)
                 meta = _offload(self._unpack, archive, work)
+                if signature is not None:
+                    (work / SIGNATURE_FILE).write_bytes(signature)
                 self.dir.commit(hex_hash, work, meta)
             except ExtractError as e:
                 raise ExtractFailed(e.reason) from None
@@ -184,7 +222,7 @@ class BundleCache:
             remove_path(work)
         log.info("bundle extracted", extra={"hash": hex_hash, "key": key, "files": meta["files"],
                                             "bytes": meta["bytes"], "ms": round((time.monotonic() - started) * 1000)})
-        cached = CachedBundle(hex_hash, self.dir.bundle_root(hex_hash), meta["bytes"])
+        cached = CachedBundle(hex_hash, self.dir.bundle_root(hex_hash), meta["bytes"], trusted=True)
         self._ready[hex_hash] = cached
         return cached
 
@@ -233,4 +271,4 @@ def _offload(fn, *args):
 
 
 __all__ = ["BundleCache", "CachedBundle", "BundleError", "StoreConfigError", "BundleNotFound",
-           "ArchiveHashMismatch", "ExtractFailed"]
+           "ArchiveHashMismatch", "ExtractFailed", "SignatureRejected"]

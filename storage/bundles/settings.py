@@ -24,3 +24,10 @@ class BundleSettings:
     extract_max_entries: int = setting("EXT_EXTRACT_MAX_ENTRIES", 10000, "Most archive members extracted.")
     extract_max_file_bytes: int = setting("EXT_EXTRACT_MAX_FILE_BYTES", 128 * MiB, "Largest unpacked member.")
     extract_max_total_bytes: int = setting("EXT_EXTRACT_MAX_TOTAL_BYTES", 512 * MiB, "Largest unpacked bundle.")
+    signing_trust_bundle: str = setting(
+        "SIGNING_TRUST_BUNDLE", "",
+        "PEM (inline, or a file path) of trusted Ed25519/ECDSA public keys and X.509 certificates; when set, a "
+        "bundle is used only if its bundle.sig verifies against one of them.")
+    signing_key_file: str = setting("EXT_SIGNING_KEY_FILE", "",
+                                    "Private key (PEM) that `flask ext install` signs bundles with; `flask ext "
+                                    "keygen` makes one.")
