@@ -339,3 +339,17 @@ def test_compiled_artifacts_are_counted_in_the_cache_size(make_app, mini_wasm, t
         root = bundles.ensure("tenant-a", "ext-a", digest).root
         assert any((root / "compiled").iterdir())
         assert bundles.dir.read_meta(digest)["bytes"] >= tree_bytes(root / "bundle") + tree_bytes(root / "compiled")
+
+
+def test_a_cold_stampede_measures_the_bundle_once(module_app, mini_wasm, monkeypatch):
+    """50 first requests find no compiled artifact; the bundle is re-walked and meta.json rewritten once."""
+    bundles = svc(module_app).bundles
+    store = svc(module_app).settings.bundles.bundle_store_base
+    fresh = publish(store, "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "manifest.json": b'{"n": "stampede"}'})
+    measured = []
+    remeasure = bundles.dir.remeasure
+    monkeypatch.setattr(bundles.dir, "remeasure", lambda h: measured.append(h) or remeasure(h))
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        outs = list(ex.map(lambda _: run(module_app.test_client(), fresh, path="/echo"), range(50)))
+    assert all(o["status"] == 200 for o in outs)
+    assert measured == [fresh]

@@ -70,6 +70,7 @@ class BundleCache:
         self._store_lock = threading.Lock()
         self._ready: dict[str, CachedBundle] = {}
         self._count_lock = threading.Lock()
+        self._accounted: dict[str, frozenset | None] = {}  # hex -> compiled/ as last measured
         self.hits = self.misses = self.evictions = self.bytes_evicted = 0
 
     @property
@@ -149,10 +150,21 @@ class BundleCache:
 
     def account(self, hex_hash: str) -> None:
         """Count a bundle's compiled artifacts (written after extraction) against EXT_CACHE_MAX_BYTES
-        and evict to the cap; the bundle itself is kept."""
+        and evict to the cap; the bundle itself is kept. Every request of a cold stampede calls this;
+        the bundle is measured again (and meta.json rewritten) only when its compiled/ folder changed."""
+        try:
+            compiled = frozenset((e.name, e.stat().st_size)
+                                 for e in os.scandir(self.dir.bundle_root(hex_hash) / "compiled"))
+        except OSError:
+            compiled = None
+        with self._count_lock:
+            if compiled is not None and self._accounted.get(hex_hash) == compiled:
+                return
+            self._accounted[hex_hash] = compiled
         try:
             size = self.dir.remeasure(hex_hash)
         except OSError as e:
+            self._accounted.pop(hex_hash, None)
             log.warning("cannot re-measure a cached bundle", extra={"hash": hex_hash, "error": str(e)})
             return
         cached = self._ready.get(hex_hash)
@@ -244,6 +256,7 @@ class BundleCache:
         evicted, left = self.dir.evict(cap, keep)
         for hex_hash, size in evicted:
             self._ready.pop(hex_hash, None)
+            self._accounted.pop(hex_hash, None)
             self._count(evictions=1, bytes_evicted=size)
             log.info("bundle evicted", extra={"hash": hex_hash, "bytes": size})
         if left is not None and left > cap:
