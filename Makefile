@@ -1,5 +1,6 @@
 # make run   : virtualenv + install + start the service on embedded defaults (port 8085)
 # make test  : system packages + virtualenv + the whole test suite
+# make bench / make soak : benchmarks (figures, never asserted) / the 10-minute soak
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 APT_PACKAGES += $(CONTAINER_PACKAGES)
 IMAGE ?= localhost/alga-ext-runner:dev
 
-.PHONY: run test test-quick bench guests system-deps clean
+.PHONY: run test test-quick bench soak guests system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,6 +46,10 @@ test-quick: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(PY) bench/run.py
+
+# 10 minutes of mixed load with a worker killed and a store outage (SOAK_SECONDS to change); not in `make test`
+soak: $(STAMP)
+	$(PY) bench/soak.py
 
 guests:
 	tests/fixtures/guests/build.sh
