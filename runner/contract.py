@@ -106,6 +106,12 @@ def parse_execute(content_type: str | None, body: bytes) -> ExecuteRequest:
         raise RequestRejected(400, "malformed_json", f"request body is not valid JSON: {e}") from None
     except RecursionError:  # deeper than this interpreter's stack: certainly over MAX_DEPTH
         raise _too_deep() from None
+    return from_document(doc)
+
+
+def from_document(doc: Any) -> ExecuteRequest:
+    """The request in a decoded JSON document, whatever library decoded it: nesting depth, Unicode
+    and every field checked here (RequestRejected naming the field)."""
     if not _within_depth(doc):
         raise _too_deep()
     obj = _object(doc, "body")
