@@ -197,3 +197,34 @@ def test_keygen_install_signs_and_sign(make_app, tmp_path, mini_wasm):
     assert resigned.exit_code == 0, resigned.output
     assert json.loads(resigned.output)["key_id"] != json.loads(out.output)["key_id"]
     assert cli.invoke(args=["ext", "sign", "com.tests.signed"]).exit_code != 0  # no key configured
+
+
+@pytest.mark.parametrize("signs_here", [True, False])
+def test_published_bundles_are_signed_and_the_signature_follows_a_copy(make_app, tmp_path, mini_wasm, signs_here):
+    """Alga's CLI publishes here (standalone/publish.py). With a signing key each stored archive is signed;
+    installed for another tenant, the archive is copied to that tenant's key and signed there too. Without
+    one (signed by the publisher elsewhere), the signature is copied with the archive."""
+    from test_publish_api import API_KEY, TENANT, AlgaCli, cli_archive, manifest_text
+
+    key, pem = keypair()
+    keyfile = tmp_path / "k.pem"
+    keyfile.write_bytes(signing.private_pem(key))
+    app = make_app(publish_api_key=API_KEY, signing_key_file=str(keyfile) if signs_here else "",
+                   signing_trust_bundle=pem, cache_root=str(tmp_path / "cache"))
+    svc(app).standalone.registry.create_tenant(TENANT, "CLI tenant")
+    manifest = manifest_text(name=f"com.example.signed-{signs_here}".lower())
+    final = AlgaCli(app.test_client()).publish(manifest, cli_archive(manifest, mini_wasm), install=False)[1]
+    final = final.get_json()
+    store = svc(app).settings.bundles.bundle_store_base
+    trust = TrustBundle.load(pem)
+    hex_hash = final["canonicalKey"].split("/")[-2]
+    if not signs_here:
+        signing.put_signature(svc(app).bundles.store, final["canonicalKey"], hex_hash, key)
+    assert trust.verify(hex_hash, open(os.path.join(store, signing.signature_key(final["canonicalKey"])), "rb").read())
+    default = svc(app).settings.registry.default_tenant
+    assert AlgaCli(app.test_client(), **{"x-tenant-id": default}).install(final["extension"]["id"],
+                                                                          "1.0.0").status_code == 202
+    copied = signing.signature_key(final["canonicalKey"].replace(TENANT, default))
+    assert trust.verify(hex_hash, open(os.path.join(store, copied), "rb").read())
+    r = app.test_client().post(f"/api/ext/{final['extension']['id']}/echo", data=b"signed")
+    assert (r.status_code, r.data) == (200, b"signed")
