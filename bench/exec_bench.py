@@ -41,9 +41,11 @@ class Floor:
 
     def __init__(self, wasm: bytes, path: str):
         import wasmtime
+        from runner.messages import ExecutionIds, GuestRequest, Job, WorkerConfig
+        from runner.policy.capabilities import grants
         from runner.worker import wasm_compat
         from runner.worker.engine import make_engine
-        from runner.worker.host.call import CallContext
+        from runner.worker.host.call import CallContext, HostState
         from runner.worker.linker import build_linker
         from runner.worker.runtime import _request_record
         from settings import Settings
@@ -52,18 +54,21 @@ class Floor:
         wasm_compat.install()
         self.wasm, self.Component = wasm, Component
         settings = Settings.from_env({})
+        host = HostState.build(WorkerConfig(settings.runner, settings.alga, settings.registry, "warning"))
         self.engine = make_engine(False)
         linker = build_linker(self.engine)
         self.component = Component(self.engine, wasm)
-        request = {"method": "POST", "url": path, "headers": [("content-type", "application/json")], "body": b"{}"}
+        job = Job(id=1, bundle="b", artifact="", timeout_ms=5000, memory_mb=256, fuel=None,
+                  ids=ExecutionIds(TENANT, EXT, None, "r"), grants=grants([]), secrets=None, user=None,
+                  request=GuestRequest("POST", path, [("content-type", "application/json")], b"{}"))
 
         def once(comp) -> float:
             t = time.perf_counter()
-            ctx = CallContext(settings=settings, tenant_id=TENANT, extension_id=EXT, request_id="r")
+            ctx = CallContext(host=host, ids=job.ids, grants=job.grants)
             store = wasmtime.Store(self.engine, data=ctx)
             store.set_epoch_deadline(1 << 30)
             inst = linker.instantiate(store, comp)
-            inst.get_func(store, "handler")(store, _request_record(ctx, request))
+            inst.get_func(store, "handler")(store, _request_record(job))
             store.close()
             return (time.perf_counter() - t) * 1000
 
@@ -123,9 +128,10 @@ BYTES_CODE = """
 import sys, time, statistics, wasmtime
 from wasmtime.component import Component
 sys.path.insert(0, {root!r})
+from runner.messages import ExecutionIds, GuestRequest, Job, WorkerConfig
 from runner.worker import wasm_compat
 from runner.worker.engine import make_engine
-from runner.worker.host.call import CallContext
+from runner.worker.host.call import CallContext, HostState
 from runner.worker.linker import build_linker
 from runner.worker.runtime import _request_record
 from settings import Settings
@@ -134,16 +140,18 @@ if {patched}:
 else:  # stock list<u8> conversion; keep only the result-arm fix our host functions rely on
     from wasmtime.component import _types
     _types.VariantLikeType._lower = wasm_compat._lower
+settings = Settings.from_env({{}})
+host = HostState.build(WorkerConfig(settings.runner, settings.alga, settings.registry, "warning"))
 engine = make_engine(False); linker = build_linker(engine)
 comp = Component(engine, bytes(wasmtime.wat2wasm(open({wat!r}).read())))
 body = bytes(range(256)) * 4096
+job = Job(id=1, bundle="b", artifact="", timeout_ms=5000, memory_mb=256, fuel=None, ids=ExecutionIds("t", "e"),
+          request=GuestRequest("POST", "/echo", [], body), grants=frozenset(), secrets=None, user=None)
 ts = []
 for _ in range(5):
-    ctx = CallContext(settings=Settings.from_env({{}}), tenant_id="t", extension_id="e")
-    store = wasmtime.Store(engine, data=ctx); store.set_epoch_deadline(1 << 30)
+    store = wasmtime.Store(engine, data=CallContext(host=host, ids=job.ids)); store.set_epoch_deadline(1 << 30)
     t = time.perf_counter()
-    out = linker.instantiate(store, comp).get_func(store, "handler")(
-        store, _request_record(ctx, {{"method": "POST", "url": "/echo", "headers": [], "body": body}}))
+    out = linker.instantiate(store, comp).get_func(store, "handler")(store, _request_record(job))
     ts.append((time.perf_counter() - t) * 1000)
     assert out.body == body
 print(statistics.median(ts))
