@@ -90,7 +90,10 @@ def _count(status: int, headers, body) -> None:
         counter = _STATUS_COUNTERS[status] = metrics.STATIC_RESPONSES.labels(str(status))
     counter.inc()
     if body is not None:
-        metrics.STATIC_BYTES.inc(next((int(v) for k, v in headers if k == "Content-Length"), 0))
+        for name, value in headers:
+            if name == "Content-Length":
+                metrics.STATIC_BYTES.inc(int(value))
+                break
 
 
 class _Lru:
@@ -270,6 +273,8 @@ def split_path(path_info: str) -> tuple[str, str, str] | None:
         if path_info.startswith(prefix):
             parts = path_info[len(prefix):].split("/", 2)
             if len(parts) == 3 and all(parts):
+                if path_info.isascii():
+                    return parts[0], parts[1], parts[2]
                 # WSGI gives PATH_INFO as latin-1; the URL bytes are UTF-8 (werkzeug decodes the same way)
                 return tuple(p.encode("latin-1", "replace").decode("utf-8", "replace") for p in parts)
     return None
