@@ -13,7 +13,7 @@ CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 APT_PACKAGES += $(CONTAINER_PACKAGES)
 IMAGE ?= localhost/alga-ext-runner:dev
 
-.PHONY: run test test-quick bench guests system-deps clean
+.PHONY: run test test-quick bench profile guests system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,6 +52,10 @@ $(BENCH_STAMP): $(STAMP)
 # Not part of `make test`: benchmarks are measured side by side and printed, never asserted.
 bench: system-deps $(BENCH_STAMP)
 	$(PY) bench/run.py
+
+# Flame graphs of the Gunicorn process and a worker under wrk: make profile ARGS="sdk 1"
+profile: system-deps $(BENCH_STAMP)
+	$(PY) bench/profile.py $(ARGS)
 
 guests:
 	tests/fixtures/guests/build.sh

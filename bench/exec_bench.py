@@ -226,18 +226,14 @@ def main() -> dict:
     wasms = guests()
     digests = {name: publish(work / "bundles", TENANT, EXT, {"dist/main.wasm": w}) for name, w in wasms.items()}
     routes = {"wat": "/echo", "sdk": "/all"}
-    port = free_port()
-    server = subprocess.Popen([GUNICORN, "-c", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT,
-                              env=service_env(work, EXT_WORKERS="2", PORT=str(port)), stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1/execute"
+    server, url = start_service(work)
     headers = {"x-alga-tenant": TENANT, "x-alga-extension": EXT}
     try:
-        wait_ok(f"http://127.0.0.1:{port}/livez", server, "gunicorn")
         (front,) = children(server.pid, "gunicorn")
         rows = []
         for name, wasm in wasms.items():
             body = execute_body(digests[name], path=routes[name], body=b"{}", tenant=TENANT, extension=EXT)
-            _warm(url, body, headers)
+            warm(url, body, headers)
             pids = {"gunicorn": [front], "workers": children(front, "runner.worker")}
             floor, n = Floor(wasm, routes[name]), (100 if name == "sdk" else 700)
             floor.sample(n)
@@ -261,7 +257,16 @@ def main() -> dict:
     return figures
 
 
-def _warm(url: str, body: dict, headers: dict) -> None:
+def start_service(work: Path) -> tuple[subprocess.Popen, str]:
+    """The service under Gunicorn (gunicorn.conf.py, EXT_WORKERS=2) on ``work``; (process, execute URL)."""
+    port = free_port()
+    server = subprocess.Popen([GUNICORN, "-c", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT,
+                              env=service_env(work, EXT_WORKERS="2", PORT=str(port)), stderr=subprocess.DEVNULL)
+    wait_ok(f"http://127.0.0.1:{port}/livez", server, "gunicorn")
+    return server, f"http://127.0.0.1:{port}/v1/execute"
+
+
+def warm(url: str, body: dict, headers: dict) -> None:
     import requests
     for _ in range(6):  # compile once, then load on both workers
         r = requests.post(url, json=body, headers=headers, timeout=300).json()

@@ -51,7 +51,7 @@ class Executor:
         except RunnerBusy:
             metrics.BUSY_REJECTIONS.inc()
             raise
-        metrics.EXECUTIONS.labels(outcome["error"].split(":")[0] if outcome["error"] else "ok").inc()
+        metrics.labelled(metrics.EXECUTIONS, outcome["error"].split(":")[0] if outcome["error"] else "ok").inc()
         metrics.EXECUTION_SECONDS.observe(time.monotonic() - started)
         return outcome
 

@@ -26,6 +26,19 @@ STATIC_RESPONSES = Counter("alga_runner_static_responses_total", "/ext-ui answer
 STATIC_BYTES = Counter("alga_runner_static_bytes_served_total", "Body bytes sent by /ext-ui")
 
 
+_CHILDREN: dict[tuple[int, str], Counter] = {}
+
+
+def labelled(metric: Counter, value: str) -> Counter:
+    """``metric.labels(value)``, resolved once per value: labels() takes a lock and a lookup per call.
+    For label values from a small fixed set (statuses, outcome codes)."""
+    key = (id(metric), value)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(value)
+    return child
+
+
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -80,15 +80,11 @@ class Window:
         self.f.close()
 
 
-# labels() takes a lock and a lookup per call: resolve each status's child once.
-_STATUS_COUNTERS: dict[int, object] = {}
+_STATUS_LABELS = {status: str(status) for status in STATUS_LINES}
 
 
 def _count(status: int, headers, body) -> None:
-    counter = _STATUS_COUNTERS.get(status)
-    if counter is None:
-        counter = _STATUS_COUNTERS[status] = metrics.STATIC_RESPONSES.labels(str(status))
-    counter.inc()
+    metrics.labelled(metrics.STATIC_RESPONSES, _STATUS_LABELS[status]).inc()
     if body is not None:
         for name, value in headers:
             if name == "Content-Length":
