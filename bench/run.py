@@ -1,5 +1,7 @@
 """`make bench`: the executor and static-serving benchmarks, then the targets of issue 12 as ratios
 of figures measured in this same run (printed, never asserted)."""
+import os
+
 import exec_bench
 import static_bench
 
@@ -28,10 +30,17 @@ def targets(executor: dict, static: dict) -> str:
     return "\n".join(lines)
 
 
+def load() -> str:
+    return "{:.1f}".format(os.getloadavg()[0])
+
+
 if __name__ == "__main__":
+    started = load()
     print("## Executor\n")
     executor = exec_bench.main()
     print("\n## Static UI\n")
     static = static_bench.main()
     print("\n## Targets\n")
     print(targets(executor, static))
+    print(f"\nMachine load (1-minute average, {os.cpu_count()} CPUs): {started} at the start, {load()} at the end. "
+          "Other work on the machine takes CPU from the multi-process figures first.")

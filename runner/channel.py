@@ -21,7 +21,11 @@ class ConnectionClosed(Exception):
 
 def send(sock: socket.socket, message: object) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    if len(data) < _FIRST_READ:  # one syscall
+        sock.sendall(_HEADER.pack(len(data)) + data)
+    else:  # no copy of a large body to put a header before it
+        sock.sendall(_HEADER.pack(len(data)))
+        sock.sendall(data)
 
 
 def recv(sock: socket.socket) -> object:
