@@ -66,11 +66,6 @@ TOO_LARGE = _framework_error(RequestEntityTooLarge())
 INTERNAL_ERROR = _framework_error(InternalServerError())
 
 
-def runner_busy() -> Response:
-    status, headers, body = BUSY
-    return Response(body, status, headers)
-
-
 class ExecuteEndpoint:
     """POST /v1/execute: auth, 413, the contract's 415/400/422, the executor, 503 when busy; never cached."""
 
