@@ -13,7 +13,7 @@ CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 APT_PACKAGES += $(CONTAINER_PACKAGES)
 IMAGE ?= localhost/alga-ext-runner:dev
 
-.PHONY: run test test-quick bench profile guests system-deps clean
+.PHONY: run test test-quick bench compare profile guests system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,6 +52,11 @@ $(BENCH_STAMP): $(STAMP)
 # Not part of `make test`: benchmarks are measured side by side and printed, never asserted.
 bench: system-deps $(BENCH_STAMP)
 	$(PY) bench/run.py
+
+# This tree against another revision, interleaved under the same load: make compare REV=main
+REV ?= main
+compare: system-deps $(BENCH_STAMP)
+	$(PY) bench/compare.py $(REV)
 
 # Flame graphs of the Gunicorn process and a worker under wrk: make profile ARGS="sdk 1"
 profile: system-deps $(BENCH_STAMP)
