@@ -14,7 +14,7 @@ CONTAINER_PACKAGES := podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 APT_PACKAGES += $(CONTAINER_PACKAGES)
 IMAGE ?= localhost/alga-ext-runner:dev
 
-.PHONY: run test test-quick bench soak guests system-deps clean
+.PHONY: run test test-quick bench soak compare profile guests system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,12 +44,28 @@ test: system-deps $(STAMP)
 test-quick: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-bench: system-deps $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+# Not part of `make test`: benchmarks are measured side by side and printed, never asserted.
+bench: system-deps $(BENCH_STAMP)
 	$(PY) bench/run.py
 
 # 10 minutes of mixed load with a worker killed and a store outage (SOAK_SECONDS to change); not in `make test`
 soak: $(STAMP)
 	$(PY) bench/soak.py
+
+# This tree against another revision, interleaved under the same load: make compare REV=main
+REV ?= main
+compare: system-deps $(BENCH_STAMP)
+	$(PY) bench/compare.py $(REV)
+
+# Flame graphs of the Gunicorn process and a worker under wrk: make profile ARGS="sdk 1"
+profile: system-deps $(BENCH_STAMP)
+	$(PY) bench/profile.py $(ARGS)
 
 guests:
 	tests/fixtures/guests/build.sh

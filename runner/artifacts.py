@@ -32,6 +32,7 @@ def fingerprint(fuel: bool) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every execution; a Path is immutable
 def artifact_path(compiled_dir: Path, fuel: bool) -> Path:
     """``<cache>/<bundle hash>/compiled/main-<wasmtime version>-<settings>.cwasm``.
 

@@ -1,6 +1,10 @@
 """Framing of runner/messages.py records between the Gunicorn process and its workers:
 length-prefixed pickles over a socketpair. Sockets (not multiprocessing pipes) because
-gevent makes socket waits cooperative, so a waiting request never blocks the event loop."""
+gevent makes socket waits cooperative, so a waiting request never blocks the event loop.
+
+One message is in flight per direction at a time (a job, then its reply), so a receiver
+reads the header and, usually, the whole message with one ``recv``.
+"""
 from __future__ import annotations
 
 import pickle
@@ -8,6 +12,7 @@ import socket
 import struct
 
 _HEADER = struct.Struct("!I")
+_FIRST_READ = 1 << 16
 
 
 class ConnectionClosed(Exception):
@@ -16,21 +21,33 @@ class ConnectionClosed(Exception):
 
 def send(sock: socket.socket, message: object) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    if len(data) < _FIRST_READ:  # one syscall
+        sock.sendall(_HEADER.pack(len(data)) + data)
+    else:  # no copy of a large body to put a header before it
+        sock.sendall(_HEADER.pack(len(data)))
+        sock.sendall(data)
 
 
 def recv(sock: socket.socket) -> object:
-    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    return pickle.loads(_recv_exact(sock, size))
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    first = b""
+    while len(first) < _HEADER.size:
+        more = sock.recv(_FIRST_READ)
+        if not more:
+            raise ConnectionClosed("connection closed")
+        first += more
+    (size,) = _HEADER.unpack_from(first)
+    end = _HEADER.size + size
+    if len(first) > end:
+        raise ConnectionClosed("protocol error: bytes after a message")
+    if len(first) == end:
+        return pickle.loads(memoryview(first)[_HEADER.size:])
     buf = bytearray(size)
+    got = len(first) - _HEADER.size
+    buf[:got] = memoryview(first)[_HEADER.size:]
     view = memoryview(buf)
-    got = 0
     while got < size:
         n = sock.recv_into(view[got:], size - got)
         if n == 0:
             raise ConnectionClosed("connection closed")
         got += n
-    return bytes(buf)
+    return pickle.loads(buf)

@@ -1,15 +1,19 @@
-"""The /v1/execute wire contract (reference §1.1): parsing, error codes, envelopes. Stdlib only.
+"""The /v1/execute wire contract (reference §1.1): parsing, error codes, envelopes. Stdlib and orjson only.
 
 Rejections mirror the reference's JSON extractor: wrong content type 415,
 malformed JSON 400, a body that does not fit the schema 422; ours carry a JSON
-body naming the field. Unknown fields are accepted and ignored.
+body naming the field. Unknown fields are accepted and ignored. Like the
+reference's serde_json, orjson takes strict UTF-8 JSON: no byte-order mark, no
+NaN, no lone surrogates, at most 1024 levels of nesting (all 400); integers
+beyond 64 bits come back as floats, which the schema refuses (422).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 MISSING_ROUTING_HEADERS = "missing_routing_headers"
 INVALID_CONTENT_HASH = "invalid_content_hash"
@@ -101,11 +105,9 @@ def parse_execute(content_type: str | None, body: bytes) -> ExecuteRequest:
     if (content_type or "").split(";")[0].strip().lower() != "application/json":
         raise RequestRejected(415, "unsupported_media_type", "expected content-type: application/json")
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
         raise RequestRejected(400, "malformed_json", f"request body is not valid JSON: {e}") from None
-    except RecursionError:  # deeper than this interpreter's stack: certainly over MAX_DEPTH
-        raise _too_deep() from None
     return from_document(doc)
 
 

@@ -1,43 +1,153 @@
 """The reference runner's own routes: POST /v1/execute, POST /warmup, GET / (per-install hosts),
-and the probes /healthz, /livez, /readyz and /metrics."""
+and the probes /healthz, /livez, /readyz and /metrics.
+
+POST /v1/execute is answered at the WSGI level, before Flask's routing (as /ext-ui is):
+Flask's request context, routing and response object cost more than the contract itself.
+The Flask route stays for the URL map (GET answers 405) and gives the same answers.
+"""
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
-from typing import Callable
+from collections.abc import Mapping
+from typing import Callable, Iterator
 from urllib.parse import urlencode
 
+import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from runner.contract import RequestRejected, parse_execute
 from runner.executor import Executor
 from runner.pool import RunnerBusy
 from runner.settings import RunnerSettings
 from service import metrics
-from service.errors import NO_STORE, json_error
+from service.errors import NO_STORE, error_code, error_document
 from service.lifecycle import Lifecycle
+from service.wsgi import STATUS_LINES
 from storage.alga.installs import InstallLookupFailed, host_without_port
 from storage.bundles.cache import BundleCache
 
+log = logging.getLogger(__name__)
+
 STORE_PROBE_TTL_S = 5.0
+EXECUTE_PATH = "/v1/execute"
 HostLookup = Callable[[str], "dict | None"]
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 def init_app(app: Flask, *, settings: RunnerSettings, executor: Executor, bundles: BundleCache,
              lifecycle: Lifecycle, lookup_host: HostLookup | None) -> None:
     """:param lookup_host: maps a Host header to ``{tenant_id, extension_id, content_hash}`` (attached mode)."""
-    app.register_blueprint(_blueprint(settings, executor, bundles, lifecycle, lookup_host))
+    endpoint = ExecuteEndpoint(settings, executor, lifecycle)
+    app.register_blueprint(_blueprint(settings, endpoint, executor, bundles, lifecycle, lookup_host))
+    app.wsgi_app = endpoint.fast_path(app.wsgi_app)
 
 
-def runner_busy() -> Response:
-    response = json_error(503, "runner_busy", "every worker is busy; retry shortly")
-    response.headers["Retry-After"] = "1"
-    return response
+def _json_answer(status: int, body: bytes, *headers: tuple[str, str]) -> Answer:
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                    ("Cache-Control", NO_STORE), *headers], body
 
 
-def _blueprint(settings: RunnerSettings, executor: Executor, bundles: BundleCache, lifecycle: Lifecycle,
-               lookup_host: HostLookup | None) -> Blueprint:
+def _error_answer(status: int, error: str, message: str) -> Answer:
+    return _json_answer(status, error_document(error, message))
+
+
+def _framework_error(e: HTTPException) -> Answer:
+    """What service.errors.http_error gives for ``e``, without Flask."""
+    return _error_answer(e.code, error_code(e), e.description)
+
+
+BUSY = _json_answer(503, error_document("runner_busy", "every worker is busy; retry shortly"), ("Retry-After", "1"))
+UNAUTHORIZED = _error_answer(401, "unauthorized", "missing or wrong runner service token")
+TOO_LARGE = _framework_error(RequestEntityTooLarge())
+INTERNAL_ERROR = _framework_error(InternalServerError())
+
+
+class ExecuteEndpoint:
+    """POST /v1/execute: auth, 413, the contract's 415/400/422, the executor, 503 when busy; never cached."""
+
+    def __init__(self, settings: RunnerSettings, executor: Executor, lifecycle: Lifecycle):
+        self.token = settings.inbound_token
+        self.max_bytes = settings.max_request_bytes
+        self.executor = executor
+        self.lifecycle = lifecycle
+
+    def answer(self, environ: dict) -> Answer:
+        self.lifecycle.start()  # flask run and test clients; a no-op once started
+        if self.token and not _authorized(self.token, environ):
+            return UNAUTHORIZED
+        body = _read_body(environ, self.max_bytes)
+        if body is None:
+            return TOO_LARGE
+        try:
+            req = parse_execute(environ.get("CONTENT_TYPE"), body)
+        except RequestRejected as e:
+            return _json_answer(e.status, orjson.dumps(e.body()))
+        try:
+            return _json_answer(200, orjson.dumps(self.executor.execute(EnvironHeaders(environ), req)))
+        except RunnerBusy:
+            return BUSY
+
+    def fast_path(self, wrapped):
+        """WSGI middleware: POST /v1/execute answered here; everything else goes to ``wrapped``."""
+
+        def app(environ, start_response):
+            if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO") == EXECUTE_PATH:
+                try:
+                    status, headers, body = self.answer(environ)
+                except Exception:  # what Flask would do: log it, answer a JSON 500
+                    log.exception("Exception on POST /v1/execute")
+                    status, headers, body = INTERNAL_ERROR
+                start_response(STATUS_LINES[status], list(headers))  # the server may not mutate ours
+                return [body]
+            return wrapped(environ, start_response)
+
+        return app
+
+
+class EnvironHeaders(Mapping):
+    """Request headers read from the WSGI environ by name, case-insensitively."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: dict):
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return self.environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key]
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.environ:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield key.replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _read_body(environ: dict, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` (as werkzeug's max_content_length)."""
+    stream = environ["wsgi.input"]
+    try:
+        length = max(0, int(environ.get("CONTENT_LENGTH") or ""))
+    except ValueError:
+        length = None
+    if length is not None:
+        return None if length > limit else stream.read(length)
+    if not environ.get("wsgi.input_terminated"):  # no length and an unframed stream: no body
+        return b""
+    data = stream.read(limit + 1)  # chunked: the server ends the stream
+    return None if len(data) > limit else data
+
+
+def _blueprint(settings: RunnerSettings, endpoint: ExecuteEndpoint, executor: Executor, bundles: BundleCache,
+               lifecycle: Lifecycle, lookup_host: HostLookup | None) -> Blueprint:
     bp = Blueprint("runner", __name__)
     probe = _StoreProbe(bundles)
 
@@ -46,18 +156,11 @@ def _blueprint(settings: RunnerSettings, executor: Executor, bundles: BundleCach
         response.headers["Cache-Control"] = NO_STORE
         return response
 
-    @bp.post("/v1/execute")
+    @bp.post(EXECUTE_PATH)
     def execute():
-        if settings.inbound_token and not _authorized(settings.inbound_token):
-            return json_error(401, "unauthorized", "missing or wrong runner service token")
-        try:
-            req = parse_execute(request.content_type, request.get_data(cache=False))
-        except RequestRejected as e:
-            return jsonify(e.body()), e.status
-        try:
-            return jsonify(executor.execute(request.headers, req))
-        except RunnerBusy:
-            return runner_busy()
+        """Reached only when the app runs without ``ExecuteEndpoint.fast_path`` in front of Flask."""
+        status, headers, body = endpoint.answer(request.environ)
+        return Response(body, status, headers)
 
     @bp.post("/warmup")
     def warmup():
@@ -135,9 +238,9 @@ class _StoreProbe:
         return self.last
 
 
-def _authorized(token: str) -> bool:
-    given = request.headers.get("x-runner-service-token", "")
-    auth = request.headers.get("authorization", "")
+def _authorized(token: str, environ: dict) -> bool:
+    given = environ.get("HTTP_X_RUNNER_SERVICE_TOKEN", "")
+    auth = environ.get("HTTP_AUTHORIZATION", "")
     if not given and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
     return hmac.compare_digest(given.encode(), token.encode())

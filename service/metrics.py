@@ -61,6 +61,19 @@ class LabelBudget:
         return labels
 
 
+_CHILDREN: dict[tuple[int, str], Counter] = {}
+
+
+def labelled(metric: Counter, value: str) -> Counter:
+    """``metric.labels(value)``, resolved once per value: labels() takes a lock and a lookup per call.
+    For label values from a small fixed set (statuses, outcome codes)."""
+    key = (id(metric), value)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(value)
+    return child
+
+
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

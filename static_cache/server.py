@@ -4,17 +4,27 @@
 the Flask view (views.py) and the ``fast_path`` middleware only adapt that. The
 middleware serves GET/HEAD /ext-ui before Flask, as WhiteNoise does, because Flask's
 own per-request work costs more than the whole lookup.
+
+Once a bundle's index is loaded, small files are answered from memory (bounded by
+EXT_STATIC_MEMORY_BYTES) without touching the bundle cache: their paths are under a
+content-addressed folder, so a kept copy never goes stale. Larger files are sent with
+sendfile(2), also under gevent (``_gevent_sendfile``).
 """
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import sys
-from http import HTTPStatus
+import threading
 from urllib.parse import parse_qs
 from wsgiref.util import FileWrapper
 
+import cachetools
+
 from service import metrics
+from service.wsgi import STATUS_LINES, yield_if_gevent
 from static_cache import index as ui_index
 from static_cache.headers import CORS_ANY, NO_STORE, content_security_policy
 from static_cache.paths import sanitize
@@ -26,10 +36,10 @@ from storage.bundles.cache import ArchiveHashMismatch, BundleCache, BundleError,
 _HASH = re.compile(r"sha256:([0-9a-fA-F]+)\Z")
 PREFIXES = ("/ext-ui/", "/runner/ext-ui/")
 CHUNK = 1 << 16
-# Smaller files are read in one call and sent in one piece. Under gevent, gunicorn's
-# "sendfile" is a Python loop of 8 KiB read+send pairs, so one read is cheaper.
+# Files up to this size are read in one call, sent in one piece and kept in memory;
+# larger ones are sent from the file.
 INLINE_MAX_BYTES = 256 << 10
-STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+MAX_INDEXES = 256  # loaded bundle indexes kept per process
 
 
 def _fixed(status: int, body: bytes = b"", content_type: str | None = None) -> tuple[int, list, bytes]:
@@ -71,17 +81,35 @@ class Window:
         self.f.close()
 
 
-# labels() takes a lock and a lookup per call: resolve each status's child once.
-_STATUS_COUNTERS: dict[int, object] = {}
+_STATUS_LABELS = {status: str(status) for status in STATUS_LINES}
 
 
 def _count(status: int, headers, body) -> None:
-    counter = _STATUS_COUNTERS.get(status)
-    if counter is None:
-        counter = _STATUS_COUNTERS[status] = metrics.STATIC_RESPONSES.labels(str(status))
-    counter.inc()
+    metrics.labelled(metrics.STATIC_RESPONSES, _STATUS_LABELS[status]).inc()
     if body is not None:
-        metrics.STATIC_BYTES.inc(next((int(v) for k, v in headers if k == "Content-Length"), 0))
+        for name, value in headers:
+            if name == "Content-Length":
+                metrics.STATIC_BYTES.inc(int(value))
+                break
+
+
+class _Lru:
+    """A thread-safe least-recently-used map; ``getsizeof`` bounds it by size instead of count."""
+
+    def __init__(self, maxsize: int, getsizeof=None):
+        self._items = cachetools.LRUCache(max(1, maxsize), getsizeof)
+        self._lock = threading.Lock()
+        self.maxsize = maxsize
+
+    def get(self, key):
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key, value) -> None:
+        if self.maxsize <= 0 or (self._items.getsizeof(value) > self.maxsize):
+            return
+        with self._lock:
+            self._items[key] = value
 
 
 class StaticUi:
@@ -92,6 +120,8 @@ class StaticUi:
         self.tenancy = tenancy
         self.max_bytes = settings.static_max_file_bytes
         self.csp = content_security_policy(settings.ui_csp, settings.ui_frame_ancestors)
+        self.indexes = _Lru(MAX_INDEXES)  # hex hash -> UiIndex
+        self.memory = _Lru(settings.static_memory_bytes, len)  # file path -> bytes
 
     def serve(self, environ: dict, extension_id: str, content_hash: str, tail: str):
         """``(status, headers, body)``; body is bytes, None (HEAD), an open file (large) or a Window (206)."""
@@ -112,10 +142,19 @@ class StaticUi:
             return NOT_FOUND
         if len(hex_hash) != 64:  # no bundle has this name: the reference's download would fail
             return EXTRACT_FAILED
+        index = self.indexes.get(hex_hash)
+        if index is not None:  # loaded before: answered from memory when nothing must be read from disk
+            answer = self._answer(environ, index, tail, from_disk=False)
+            if answer is not None:
+                return answer
         try:
             with self.bundles.use(hex_hash):
                 cached = self.bundles.ensure(tenant or "", extension_id, hex_hash)
-                return self._answer(environ, cached, tail)
+                try:
+                    index = self._load_index(hex_hash, cached.root)
+                except (ValueError, KeyError, TypeError):  # a corrupt ui-index.json; OSError is below
+                    return EXTRACT_FAILED
+                return self._answer(environ, index, tail, from_disk=True)
         except ArchiveHashMismatch:
             return HASH_MISMATCH
         except SignatureRejected as e:  # SIGNING_TRUST_BUNDLE is set and the bundle's signature fails
@@ -124,16 +163,19 @@ class StaticUi:
         except (BundleError, OSError):
             return EXTRACT_FAILED
 
-    def _answer(self, environ: dict, cached, tail: str):
+    def _load_index(self, hex_hash: str, root) -> ui_index.UiIndex:
+        index = self.indexes.get(hex_hash)
+        if index is None:
+            index = ui_index.load(root, self.csp, self.compress)
+            self.indexes.put(hex_hash, index)
+        return index
+
+    def _answer(self, environ: dict, index: ui_index.UiIndex, tail: str, from_disk: bool):
+        """The answer; None when it needs a file that is not in memory and ``from_disk`` is false."""
         rel = sanitize(tail)
         if rel is None:
             return BAD_PATH
-        if cached.ui_index is None:
-            try:
-                cached.ui_index = ui_index.load(cached.root, self.csp, self.compress)
-            except (ValueError, KeyError, TypeError):  # a corrupt ui-index.json; OSError is the caller's
-                return EXTRACT_FAILED
-        found = cached.ui_index.find(rel)
+        found = index.find(rel)
         if found is None:
             return NOT_FOUND
         if self.max_bytes is not None and found.size > self.max_bytes:
@@ -142,6 +184,14 @@ class StaticUi:
                                     environ.get("HTTP_RANGE"))
         if answer.path is None or environ["REQUEST_METHOD"] == "HEAD":
             return answer.status, answer.headers, None
+        data = self.memory.get(answer.path)
+        if data is not None:
+            if answer.window is not None:
+                start, length = answer.window
+                data = data[start:start + length]
+            return answer.status, answer.headers, data
+        if not from_disk:
+            return None
         try:
             f = open(answer.path, "rb")  # while pinned: eviction cannot remove it first
         except OSError:  # listed in the index but removed from disk behind our back
@@ -150,17 +200,20 @@ class StaticUi:
             return answer.status, answer.headers, Window(f, *answer.window)
         if found.size <= INLINE_MAX_BYTES:
             with f:
-                return answer.status, answer.headers, f.read()
+                data = f.read()
+            self.memory.put(answer.path, data)
+            return answer.status, answer.headers, data
         return answer.status, answer.headers, f
 
     def fast_path(self, wrapped):
         """WSGI middleware: GET/HEAD /ext-ui answered here; everything else goes to ``wrapped``."""
+        _install_gevent_sendfile()
 
         def app(environ, start_response):
             if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
                 parts = split_path(environ.get("PATH_INFO", ""))
                 if parts is not None:
-                    _yield_if_gevent()
+                    yield_if_gevent()
                     status, headers, body = self.serve(environ, *parts)
                     start_response(STATUS_LINES[status], list(headers))  # the server may not mutate ours
                     if body is None:
@@ -175,12 +228,43 @@ class StaticUi:
         return app
 
 
-def _yield_if_gevent() -> None:
-    """Let other greenlets run first: without it one busy keep-alive connection monopolises a
-    gevent worker (the bench's p99 at 32 connections drops from ~800 ms to ~45 ms)."""
+def _install_gevent_sendfile() -> None:
+    """Gunicorn sends file bodies with ``socket.sendfile``, which gevent implements as a Python loop
+    of 8 KiB read+send pairs; replace it with sendfile(2) that waits cooperatively when the socket
+    is full."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("socket"):
-        sys.modules["gevent"].sleep(0)
+        from gevent import socket as gevent_socket
+
+        gevent_socket.socket.sendfile = _gevent_sendfile
+
+
+def _gevent_sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+    from gevent.socket import wait_write
+
+    self._check_sendfile_params(file, offset, count)
+    try:
+        in_fd = file.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        return self._sendfile_use_send(file, offset, count)
+    out_fd = self.fileno()
+    if not count:
+        count = max(0, os.fstat(in_fd).st_size - offset)
+    sent = 0
+    try:
+        while sent < count:
+            try:
+                n = os.sendfile(out_fd, in_fd, offset + sent, count - sent)
+            except BlockingIOError:
+                wait_write(out_fd, timeout=self.timeout)
+                continue
+            if n == 0:  # the file is shorter than count
+                break
+            sent += n
+    finally:
+        if sent:
+            file.seek(offset + sent)
+    return sent
 
 
 def split_path(path_info: str) -> tuple[str, str, str] | None:
@@ -189,6 +273,8 @@ def split_path(path_info: str) -> tuple[str, str, str] | None:
         if path_info.startswith(prefix):
             parts = path_info[len(prefix):].split("/", 2)
             if len(parts) == 3 and all(parts):
+                if path_info.isascii():
+                    return parts[0], parts[1], parts[2]
                 # WSGI gives PATH_INFO as latin-1; the URL bytes are UTF-8 (werkzeug decodes the same way)
                 return tuple(p.encode("latin-1", "replace").decode("utf-8", "replace") for p in parts)
     return None

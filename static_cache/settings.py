@@ -14,6 +14,9 @@ class StaticSettings:
                                              "Require a tenant and a valid install for /ext-ui.")
     static_max_file_bytes: int | None = setting("EXT_STATIC_MAX_FILE_BYTES", None,
                                                 "Largest served asset (413 above).")
+    static_memory_bytes: int = setting("EXT_STATIC_MEMORY_BYTES", 64 << 20,
+                                       "UI files up to 256 KiB are answered from memory, up to this many bytes "
+                                       "per process (0 = always from disk).", shown_default="64 MiB")
     ui_csp: str = setting("EXT_UI_CONTENT_SECURITY_POLICY", "", "Replaces the HTML Content-Security-Policy.")
     ui_frame_ancestors: str = setting("EXT_UI_FRAME_ANCESTORS", "", "Appends frame-ancestors to the default CSP.")
     ui_compression: str = setting(

@@ -46,7 +46,9 @@ class Tenancy:
             if tenant:
                 return tenant
             tenant = self._tenant_by_host(host)
-        if tenant and (not self.strict or self.allowed(tenant, extension_id, content_hash)):
+        if tenant and self.hints.get((extension_id, hex_hash)) != tenant and (
+                not self.strict or self.allowed(tenant, extension_id, content_hash)):
+            # set once, not refreshed on every asset request: a set costs ~5% of an /ext-ui answer
             self.hints.set((extension_id, hex_hash), tenant)
         return tenant or self.default_tenant or None
 

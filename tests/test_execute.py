@@ -45,6 +45,13 @@ def test_success_envelope(client, mini_hash):
     assert base64.b64decode(out["body_b64"]) == b"hello"
 
 
+def test_a_large_body_crosses_to_the_worker_and_back(client, mini_hash):
+    """Messages larger than one read and than the framing's one-piece send, both ways."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    out = run(client, mini_hash, path="/echo", body=body)
+    assert out["status"] == 200 and base64.b64decode(out["body_b64"]) == body
+
+
 def test_query_is_form_encoded_into_url(client, mini_hash):
     out = run(client, mini_hash, http={"path": "/dynamic/echo", "query": {"foo": "bar baz", "a": "&"}})
     assert out["headers"]["x-url"] == "/dynamic/echo?foo=bar+baz&a=%26"

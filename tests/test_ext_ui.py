@@ -9,6 +9,7 @@ from app import service_of as svc
 import gzip
 import hashlib
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -439,7 +440,8 @@ def test_ui_dist_entry_becomes_the_root(make_ui, store):
 
 def test_eviction_while_requests_run(make_ui, store):
     digests = [publish(store, TENANT, EXT, {**FILES, "ui/pad.png": bytes([i]) * 40_000}) for i in range(4)]
-    client = make_ui(cache_max_bytes=100_000)  # about one bundle at a time
+    # about one bundle at a time; nothing kept in memory, so every request goes through the cache
+    client = make_ui(cache_max_bytes=100_000, static_memory_bytes=0)
     failures, stop = [], threading.Event()
 
     def hammer():
@@ -459,6 +461,34 @@ def test_eviction_while_requests_run(make_ui, store):
         w.join(10)
     assert failures == []
     assert svc(client.application).bundles.evictions >= 6
+
+
+def test_small_files_are_answered_from_memory(make_ui, store, tmp_path):
+    """Once read, a small file is answered from memory: its folder is content-addressed, so the copy
+    cannot go stale, and the bundle cache is not touched (here: the extracted folder is gone)."""
+    digest = publish(store, TENANT, EXT, FILES)
+    client = make_ui()
+    assert get(client, digest, "assets/app.js").data == APP_JS
+    etag = get(client, digest, "assets/app.js").headers["ETag"]
+    shutil.rmtree(tmp_path / "cache" / digest)
+    shutil.rmtree(store)
+    r = get(client, digest, "assets/app.js", Range="bytes=0-6")
+    assert r.status_code == 206 and r.data == APP_JS[:7]
+    assert get(client, digest, "assets/app.js", **{"If-None-Match": etag}).status_code == 304
+    assert get(client, digest, "assets/app.js").data == APP_JS
+    assert get(client, digest, "nope.js").status_code == 404  # the index is in memory too
+    assert get(client, digest, "index.html").status_code == 500  # never read: needs the bundle
+
+
+def test_memory_is_bounded_by_bytes(make_ui, store, tmp_path):
+    digest = publish(store, TENANT, EXT, FILES)
+    client = make_ui(static_memory_bytes=len(APP_JS) + 10)  # room for app.js, not for both files
+    assert get(client, digest, "index.html", **{"Accept-Encoding": "identity"}).data == INDEX
+    assert get(client, digest, "assets/app.js", **{"Accept-Encoding": "identity"}).data == APP_JS  # evicts index
+    shutil.rmtree(tmp_path / "cache" / digest)
+    shutil.rmtree(store)
+    assert get(client, digest, "assets/app.js", **{"Accept-Encoding": "identity"}).data == APP_JS
+    assert get(client, digest, "index.html", **{"Accept-Encoding": "identity"}).status_code == 500
 
 
 # --- GET / and POST /warmup -----------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The service under Gunicorn with gevent workers, over real HTTP."""
 import concurrent.futures
+import json
+import os
 import signal
 import time
 
@@ -12,13 +14,15 @@ from helpers import execute_body, free_port, publish, start_gunicorn, stop_proce
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mini_wasm):
     work = tmp_path_factory.mktemp("gunicorn")
-    digest = publish(work / "bundles", "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm})
+    big = os.urandom(600 << 10)  # above the in-memory size: sent with sendfile(2)
+    digest = publish(work / "bundles", "tenant-a", "ext-a", {"dist/main.wasm": mini_wasm, "ui/big.png": big,
+                                                             "ui/index.html": b"<!doctype html>ok"})
     env = {"BUNDLE_STORE_BASE": str(work / "bundles"), "EXT_CACHE_ROOT": str(work / "cache"), "EXT_WORKERS": "2",
            "PORT": str(free_port()), "EXT_REGISTRY_DB": str(work / "registry.db"),
            "EXT_SECRETS_KEY_FILE": str(work / "secrets.key"), "EXT_INSTALL_SAMPLES": "false",
            "EXT_STATIC_STRICT_VALIDATION": "false"}
     proc, base = start_gunicorn(env, work / "server.log")
-    yield {"base": base, "hash": digest, "proc": proc}
+    yield {"base": base, "hash": digest, "proc": proc, "big": big}
     stop_process(proc)
 
 
@@ -33,6 +37,28 @@ def call(server, path, timeout_ms=5000, body=b"x"):
 def test_execute_over_http(server):
     out = call(server, "/echo")
     assert out["status"] == 200 and out["headers"]["x-url"] == "/echo"
+
+
+def test_execute_with_a_chunked_body(server):
+    doc = json.dumps(execute_body(server["hash"], path="/echo", body=b"x")).encode()
+    r = requests.post(f"{server['base']}/v1/execute", data=iter([doc[:10], doc[10:]]), timeout=30,
+                      headers={"x-alga-tenant": "tenant-a", "x-alga-extension": "ext-a",
+                               "content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["headers"]["x-url"] == "/echo"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_large_and_small_ui_files(server):
+    """A large file goes out with sendfile(2) under gevent, a small one from memory; both byte-exact."""
+    base = f"{server['base']}/ext-ui/ext-a/sha256:{server['hash']}/"
+    with requests.Session() as s:
+        for _ in range(2):  # the second time from memory / the same open-file path
+            r = s.get(base + "big.png", timeout=30)
+            assert r.status_code == 200 and r.content == server["big"]
+            assert r.headers["Content-Length"] == str(len(server["big"]))
+            assert s.get(base + "index.html", timeout=30).content == b"<!doctype html>ok"
+        part = s.get(base + "big.png", headers={"Range": "bytes=500000-500099"}, timeout=30)
+        assert part.status_code == 206 and part.content == server["big"][500000:500100]
 
 
 def test_waiting_for_workers_never_blocks_the_event_loop(server):

@@ -1,7 +1,8 @@
 """Engines, linkers and loaded components of one worker process, and one execution.
 
 One Engine and Linker per fuel setting, an LRU of loaded components and a ticker
-thread that advances the epoch every 10 ms. Each execution gets a fresh Store
+thread that advances the epoch every 10 ms while an execution runs (parked in
+between, so an idle worker wakes for nothing). Each execution gets a fresh Store
 carrying its CallContext, epoch deadline, memory limit and fuel. It never
 compiles: a missing or unusable artifact is answered with ``need_compile``.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
-from wasmtime.component import Component
+from wasmtime.component import Component, ExportIndex
 
 from runner.messages import ERROR, NEED_COMPILE, OK, Job, Reply
 from runner.worker.engine import load_artifact, make_engine
@@ -36,6 +37,7 @@ class GuestRefused(Exception):
 class Loaded:
     component: Component
     uses_wasi: bool
+    handler: ExportIndex | None  # looked up once, not by name on every call
 
 
 class Runtime:
@@ -45,6 +47,7 @@ class Runtime:
         self.engines: dict[bool, tuple[wasmtime.Engine, object]] = {}
         self.components: OrderedDict[tuple[str, bool], Loaded] = OrderedDict()
         self._engine(False)
+        self._running = threading.Event()
         threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
 
     def _engine(self, fuel: bool):
@@ -55,6 +58,7 @@ class Runtime:
 
     def _tick(self) -> None:
         while True:
+            self._running.wait()
             time.sleep(TICK_SECONDS)
             for engine, _ in list(self.engines.values()):
                 engine.increment_epoch()
@@ -80,7 +84,8 @@ class Runtime:
         imports = component.type.imports(engine)
         if any(name.startswith("wasi:http") for name in imports):
             raise GuestRefused("component imports wasi:http, which this runner never links")
-        loaded = Loaded(component, uses_wasi=any(name.startswith("wasi:") for name in imports))
+        loaded = Loaded(component, uses_wasi=any(name.startswith("wasi:") for name in imports),
+                        handler=component.get_export_index("handler"))
         self.components[key] = loaded
         while len(self.components) > self.cache_size:
             self.components.popitem(last=False)
@@ -101,15 +106,17 @@ class Runtime:
             store.set_fuel(job.fuel)
         if loaded.uses_wasi:
             store.set_wasi(_wasi_config(ctx))
+        self._running.set()
         try:
             instance = linker.instantiate(store, loaded.component)
-            handler = instance.get_func(store, "handler")
+            handler = None if loaded.handler is None else instance.get_func(store, loaded.handler)
             if handler is None:
                 raise GuestRefused("component does not export `handler`")
             response = handler(store, _request_record(job))
         except (wasmtime.WasmtimeError, HostFunctionError, GuestRefused) as e:
             return Reply(job.id, ERROR, error="execute_failed: " + _describe(e, job), events=ctx.events)
         finally:
+            self._running.clear()
             store.close()
         return Reply(job.id, OK, status=response.status, headers=[(h.name, h.value) for h in response.headers],
                      body=response.body, events=ctx.events)

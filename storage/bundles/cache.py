@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from service import metrics
 from storage.bundles.cache_dir import HEX, CacheDir, remove_path, tree_bytes
@@ -40,9 +40,9 @@ class ExtractFailed(BundleError):
 
 
 class CachedBundle:
-    """An extracted bundle. ``ui_index`` is filled by static_cache on first use in this process."""
+    """An extracted bundle."""
 
-    __slots__ = ("hash", "root", "bundle_dir", "wasm_path", "compiled_dir", "bytes", "ui_index", "trusted")
+    __slots__ = ("hash", "root", "bundle_dir", "wasm_path", "compiled_dir", "bytes", "trusted")
 
     def __init__(self, hex_hash: str, root: Path, size: int, trusted: bool = False):
         self.hash = hex_hash
@@ -51,7 +51,6 @@ class CachedBundle:
         self.wasm_path = self.bundle_dir / "dist" / "main.wasm"
         self.compiled_dir = root / "compiled"
         self.bytes = size
-        self.ui_index: Any = None
         self.trusted = trusted  # its signature verified in this process (SIGNING_TRUST_BUNDLE)
 
 
