@@ -74,7 +74,7 @@ clean:
 	rm -rf var .pytest_cache
 
 # The OCI image (Containerfile): podman here (deploy/podman-env.sh sets it up for this machine,
-# on a local mmdebstrap base), docker where only that is present. See deploy/README.md.
+# on a local mmdebstrap base), docker where only that is present. See the README, "Deploy".
 .PHONY: image image-run container-deps
 # podman and friends through apt, unless this machine has a running docker engine and no podman.
 container-deps:
