@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"

@@ -5,12 +5,12 @@ it is content-addressed, so the 13 MB SDK component is compiled once per run.
 """
 from __future__ import annotations
 
-from app import service_of as svc
 from pathlib import Path
 
 import pytest
-
 from helpers import GUESTS, REDIS_SERVER, RedisProcess, base_config
+
+from app import service_of as svc
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from helpers import ROOT
 
 PODMAN_ENV = ROOT / "deploy" / "podman-env.sh"

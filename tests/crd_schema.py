@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from helpers import ROOT
 
 CRD_ENV = "KNATIVE_SERVING_CRD"

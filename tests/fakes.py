@@ -6,7 +6,6 @@ closed with ``close()``.
 """
 from __future__ import annotations
 
-from app import service_of as svc
 import base64
 import json
 import threading
@@ -15,6 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
+
+from app import service_of as svc
 
 
 @dataclass

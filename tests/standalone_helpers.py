@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from helpers import GUESTS
+
 from standalone.installer import Installer, InstallResult
 
 # Endpoints of the SDK test guest (tests/fixtures/guests/js/src/sdk-fixture.ts) the tests call.

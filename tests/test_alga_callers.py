@@ -15,10 +15,10 @@ import json
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
-
 from fakes import FakeAlga
 from helpers import GUESTS, free_port, start_gunicorn, stop_process
+from moto.server import ThreadedMotoServer
+
 from storage.bundles.archive import bundle_bytes
 
 pytestmark = pytest.mark.slow

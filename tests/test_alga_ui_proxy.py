@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
 import browser_helpers
-from app import service_of as svc
+import pytest
 from browser_helpers import Problems, browser  # noqa: F401 (fixture)
 from helpers import FIXTURES, publish
+
+from app import service_of as svc
 
 pytestmark = pytest.mark.slow
 

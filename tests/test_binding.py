@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import requests
-
 from helpers import ROOT, free_port, start_gunicorn, stop_process
+
 from service import settings as service_settings
 from settings import Settings
 

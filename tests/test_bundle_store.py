@@ -9,8 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from storage.bundles.settings import BundleSettings
-from storage.bundles.stores import (BundleNotFound, BundleStoreError, HttpBundleStore, LocalBundleStore,
-                                  S3BundleStore, StoreConfigError, bundle_key, open_bundle_store)
+from storage.bundles.stores import (
+    BundleNotFound,
+    BundleStoreError,
+    HttpBundleStore,
+    LocalBundleStore,
+    S3BundleStore,
+    StoreConfigError,
+    bundle_key,
+    open_bundle_store,
+)
 
 KEY = bundle_key("t1", "e1", "ab" * 32)
 

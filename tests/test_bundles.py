@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
-from storage.bundles.settings import BundleSettings
-from storage.bundles.archive import bundle_bytes
-from storage.bundles.stores import BundleNotFound, StoreConfigError, bundle_key
-from storage.bundles.cache import ArchiveHashMismatch, BundleCache, ExtractFailed
 from test_bundle_store import BundleServer
+
+from storage.bundles.archive import bundle_bytes
+from storage.bundles.cache import ArchiveHashMismatch, BundleCache, ExtractFailed
+from storage.bundles.settings import BundleSettings
+from storage.bundles.stores import BundleNotFound, StoreConfigError, bundle_key
 
 
 @pytest.fixture

@@ -1,28 +1,26 @@
 """`flask ext ...`: output (text and --json), one-line errors, and commands run as real processes
 (two installs at once, `ext dev` reinstalling on a change)."""
-from app import service_of as svc
 import json
 import os
 import queue
 import re
 import stat
-import tarfile
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from pathlib import Path
 
 import click
 import pytest
-import zstandard
-
 import requests
-
-from helpers import ROOT, free_port, start_gunicorn, stop_process
+import zstandard
+from helpers import ROOT, RedisProcess, free_port, needs_redis, start_gunicorn, stop_process
 from standalone_helpers import write_extension
+
+from app import service_of as svc
 from standalone import build as builds
-from helpers import RedisProcess, needs_redis
 
 ENDPOINTS = [{"method": "POST", "path": "/echo", "handler": "dist/main"}]
 
@@ -306,8 +304,9 @@ def test_logs_say_when_redis_is_unreachable(make_app, mini):
 
 
 def test_cli_commands_do_not_start_the_scheduler(shared_dirs, tmp_path):
-    from app import create_app
     from helpers import base_config
+
+    from app import create_app
 
     config = {**base_config(shared_dirs, tmp_path), "scheduler_enabled": True}
     with click.Context(click.Command("list"), info_name="list"):

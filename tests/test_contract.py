@@ -2,9 +2,9 @@
 import json
 
 import pytest
+from helpers import execute_body
 
 from runner.contract import RequestRejected, hash_hex, parse_execute
-from helpers import execute_body
 
 HEX = "ab" * 32
 

@@ -5,26 +5,21 @@ injection, the events an execution publishes (guest logs and failures), and
 that publishing never blocks or fails an execution: Redis stopped mid-run,
 Redis that never answers, reconnection with the reference's backoff.
 """
-from app import service_of as svc
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-from runner.messages import ExecutionIds
-
-from helpers import RedisProcess, needs_redis, base_config
 from fakes import Guest
-from helpers import free_port
-from runner.debug.publisher import RedisPublisher, backoff_seconds, fields
-from runner.settings import redis_url
+from helpers import RedisProcess, base_config, free_port, needs_redis
+
+from app import service_of as svc
 from runner.debug import stream as debug_stream
+from runner.debug.publisher import RedisPublisher, backoff_seconds, fields
 from runner.debug.stream import DebugStream, stream_key
-from runner.settings import RunnerSettings
+from runner.messages import ExecutionIds
+from runner.settings import RunnerSettings, redis_url
+
 
 def running(publisher: RedisPublisher) -> RedisPublisher:
     publisher.start()

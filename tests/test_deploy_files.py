@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-import settings
 from crd_schema import CRD_ENV, find_crd, validation_errors
 from helpers import ROOT
+
+import settings
 
 BIN = Path(sys.executable).parent
 CONTAINERFILE = ROOT / "Containerfile"

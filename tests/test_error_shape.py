@@ -5,7 +5,6 @@ Routes whose errors the reference fixes otherwise are listed in NOT_JSON with th
 other route must appear in BAD_REQUESTS, so a new route cannot ship without an error test.
 """
 import pytest
-
 from helpers import execute_body
 
 # Route rule -> requests that must fail, as (method, path, kwargs for the test client, expected status).
@@ -52,8 +51,9 @@ NOT_JSON = {
 
 @pytest.fixture(scope="module")
 def client(shared_dirs, tmp_path_factory):
-    from app import create_app, service_of
     from helpers import base_config
+
+    from app import create_app, service_of
 
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("shape")), "max_request_bytes": 1000})
     yield app.test_client()

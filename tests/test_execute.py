@@ -3,7 +3,6 @@
 Real HTTP where it matters (a Gunicorn server in test_gunicorn.py); here the Flask
 test client drives the real executor, worker processes and bundle cache.
 """
-from app import service_of as svc
 import base64
 import concurrent.futures
 import json
@@ -14,8 +13,9 @@ import threading
 import time
 
 import pytest
-
 from helpers import decoded_body, execute_body, post_execute, publish
+
+from app import service_of as svc
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ Flask view alone; both must answer byte for byte the same.
 """
 from __future__ import annotations
 
-from app import service_of as svc
 import gzip
 import hashlib
 import json
@@ -19,12 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 import brotli
 import pytest
 from flask import Flask
-
 from helpers import publish
+from test_bundle_store import BundleServer
+
+from app import service_of as svc
 from static_cache.headers import DEFAULT_CSP
 from storage.bundles.archive import bundle_bytes
 from storage.bundles.stores import bundle_key
-from test_bundle_store import BundleServer
 
 TENANT, EXT = "tenant-a", "demo-ext"
 INDEX = b"<!doctype html><html><body>demo ui</body></html>" * 10

@@ -6,10 +6,11 @@ import concurrent.futures
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import execute_body, post_execute, publish
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import service_of as svc
-from helpers import execute_body, post_execute, publish
 from runner.fairness import FairQueues
 from service import metrics
 

@@ -15,7 +15,6 @@ import socket
 
 import pytest
 import requests
-
 from helpers import execute_body, free_port, publish, start_gunicorn, stop_process
 
 pytestmark = pytest.mark.slow

@@ -1,20 +1,18 @@
 """The standalone gateways /api/ext and /api/ext-proxy: resolution, endpoint enforcement, the request each
 builds and how each answers (as Alga's two gateways do), and tenant isolation. Drives the real executor
 with the SDK test guest."""
-from app import service_of as svc
 import base64
 import json
 
 import pytest
-
 import wasmtime
-
-from standalone import gateway
-from standalone import method_override
-from standalone.gateway import DEV_USER, build_request, match_endpoint
-from runner.pool import RunnerBusy
 from standalone_helpers import install, sdk_extension, write_extension
+
+from app import service_of as svc
+from runner.pool import RunnerBusy
+from standalone import gateway, method_override
 from standalone import seed as seeds
+from standalone.gateway import DEV_USER, build_request, match_endpoint
 
 pytestmark = pytest.mark.slow
 TENANT_B = "tenant-b"

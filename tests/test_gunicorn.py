@@ -7,7 +7,6 @@ import time
 
 import pytest
 import requests
-
 from helpers import execute_body, free_port, publish, start_gunicorn, stop_process
 
 

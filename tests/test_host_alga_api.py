@@ -7,15 +7,15 @@ which answers the same API. ``get-schedule``, ``get-client`` and
 ``get-service`` return ``result<option<T>, E>``: every test of them checks the
 three arms (some, none, err).
 """
-from app import service_of as svc
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from helpers import base_config
 from fakes import FakeAlga, Guest
+from helpers import base_config
+
+from app import service_of as svc
 from runner.worker.host import scheduler as host_scheduler
 from storage.registry import schedules
 from storage.registry.db import open_db

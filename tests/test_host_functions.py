@@ -7,11 +7,11 @@ import json
 import logging
 
 import pytest
+from helpers import call_context
 from wasmtime.component import Record
 
-from helpers import call_context
-from runner.worker.host import (clients, context, invoicing, logging as guest_logging, scheduler, secrets, services,
-                                storage, user)
+from runner.worker.host import clients, context, invoicing, scheduler, secrets, services, storage, user
+from runner.worker.host import logging as guest_logging
 from runner.worker.host.values import record
 from runner.worker.wasm_compat import Err
 from settings import Settings

@@ -6,7 +6,6 @@ in-process checks of what a component cannot show: the connection goes to the
 address that was checked, TLS keeps the name for SNI and the certificate, the
 per-execution budget, timeouts.
 """
-from app import service_of as svc
 import base64
 import datetime
 import json
@@ -16,10 +15,10 @@ import threading
 import time
 
 import pytest
-
-from helpers import call_context, base_config
 from fakes import FakeServer, Guest, wire_bytes
-from helpers import free_port
+from helpers import base_config, call_context, free_port
+
+from app import service_of as svc
 from runner.worker.host import http as host_http
 from runner.worker.host.values import record
 from runner.worker.wasm_compat import Err

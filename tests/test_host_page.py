@@ -1,20 +1,18 @@
 """The standalone host page: bridge helpers, HTML, the debug event stream, origin rules."""
 from __future__ import annotations
 
-from app import service_of as svc
 import json
 import re
 import signal
 import time
 
 import pytest
+import requests
+from helpers import base_config, free_port, start_gunicorn
 
+from app import service_of as svc
 from runner.messages import ExecutionIds
 from settings import Settings
-import requests
-
-from helpers import base_config
-from helpers import free_port, start_gunicorn
 from standalone.host_page import bridge, views
 from standalone.installer import SAMPLES
 

@@ -5,16 +5,16 @@ Screenshots land in test-artifacts/ (git-ignored) for a human to look at.
 """
 from __future__ import annotations
 
-from app import service_of as svc
 import base64
 import re
 from pathlib import Path
 
+import browser_helpers
 import pytest
 import requests
-
-import browser_helpers
 from browser_helpers import browser  # noqa: F401 (fixture)
+
+from app import service_of as svc
 from standalone.host_page.bridge import iframe_src
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -28,8 +28,9 @@ def screenshot(page, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def server(shared_dirs, tmp_path_factory):
-    from app import create_app
     from helpers import base_config
+
+    from app import create_app
     from standalone.installer import SAMPLES
 
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("browser")),

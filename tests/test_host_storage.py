@@ -3,16 +3,15 @@
 Standalone: storage/registry/kv.py in the SQLite registry. Attached: a local server that
 behaves like the Alga internal API (tests/fakes.py FakeAlga).
 """
-from app import service_of as svc
 import base64
 import multiprocessing
 import sqlite3
 
 import pytest
-
-from helpers import call_context, base_config
 from fakes import FakeAlga, Guest, u64, wire_bytes
-from helpers import decoded_body
+from helpers import base_config, call_context, decoded_body
+
+from app import service_of as svc
 from runner.worker.host import storage as host_storage
 from runner.worker.host.values import record
 from runner.worker.wasm_compat import Err

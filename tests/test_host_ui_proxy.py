@@ -1,15 +1,14 @@
 """alga:extension/ui-proxy (reference §4.6, scenarios 17-19, DECISIONS 7)."""
-from app import service_of as svc
-import dataclasses
 import base64
+import dataclasses
 import json
 import time
 
 import pytest
-
-from helpers import call_context, base_config
 from fakes import FakeServer, Guest, wire_bytes
-from helpers import decoded_body
+from helpers import base_config, call_context, decoded_body
+
+from app import service_of as svc
 from runner.worker.host import ui_proxy
 from runner.worker.wasm_compat import Err
 from settings import Settings

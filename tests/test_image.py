@@ -22,11 +22,11 @@ import boto3
 import pytest
 import requests
 import yaml
-from moto.server import ThreadedMotoServer
-
 from containers import Container, build_image, podman, writable_by_runner
 from fakes import FakeAlga
 from helpers import ROOT, decoded_body, execute_body, free_port, publish
+from moto.server import ThreadedMotoServer
+
 from storage.bundles.archive import bundle_bytes
 from storage.bundles.stores import bundle_key
 

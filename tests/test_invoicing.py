@@ -3,8 +3,8 @@ called as a worker calls it (quick tier), and ``flask ext invoices list/show``."
 import json
 
 import pytest
-
 from helpers import call_context
+
 from runner.worker.host import invoicing
 from runner.worker.host.values import record
 from settings import Settings

@@ -7,11 +7,11 @@ Each component compiles once per test run (the session-shared cache)."""
 import json
 
 import pytest
+from helpers import GUESTS, base_config
+from standalone_helpers import install, write_extension
 
 from app import service_of as svc
-from helpers import GUESTS, base_config
 from standalone import seed as seeds
-from standalone_helpers import install, write_extension
 
 pytestmark = pytest.mark.slow
 

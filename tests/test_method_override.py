@@ -5,10 +5,10 @@ import base64
 import json
 
 import pytest
+from standalone_helpers import install, sdk_extension
 
 from app import service_of as svc
 from standalone import method_override
-from standalone_helpers import install, sdk_extension
 
 
 @pytest.mark.parametrize("method, query, body, expected", [

@@ -8,18 +8,19 @@ import json
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
+from test_publish_api import API_KEY, TENANT, AlgaCli, cli_archive, manifest_text
 
 import openapi
 from app import service_of as svc
-from test_publish_api import API_KEY, TENANT, AlgaCli, cli_archive, manifest_text
 
 IMPLIED = {"HEAD", "OPTIONS"}  # Flask answers these for every GET route by itself
 
 
 @pytest.fixture(scope="module")
 def app(shared_dirs, tmp_path_factory):
-    from app import create_app
     from helpers import base_config
+
+    from app import create_app
 
     app = create_app({**base_config(shared_dirs, tmp_path_factory.mktemp("openapi")), "publish_api_key": API_KEY})
     yield app

@@ -11,8 +11,8 @@ import re
 import time
 
 import pytest
-
 from helpers import free_port, start_gunicorn, stop_process
+
 from service import logs
 from service.progress import LinesProgress, LoggedProgress, SpinnerProgress, for_stream
 

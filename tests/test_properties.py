@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from runner.contract import ExecuteRequest, RequestRejected, from_document, parse_execute
 from standalone.manifest import ManifestError, validate

@@ -13,16 +13,16 @@ import hashlib
 import io
 import json
 import os
-import tarfile
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import zstandard
+from helpers import ROOT
 
 from app import service_of as svc
-from helpers import ROOT
 from standalone.publish import newest_match
 
 API_KEY = "test-api-key-123"
@@ -301,7 +301,6 @@ def test_the_sequence_over_http_under_gunicorn(tmp_path, shared_dirs, mini_wasm)
     """Gunicorn ends the request stream itself (wsgi.input_terminated), unlike the test client; a 4 MiB
     UI file that does not compress makes the upload span many reads."""
     import requests
-
     from helpers import free_port, start_gunicorn, stop_process
     from test_cli import flask, flask_env
 

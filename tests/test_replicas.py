@@ -8,10 +8,9 @@ import time
 
 import pytest
 import requests
+from helpers import execute_body, free_port, needs_redis, publish, start_gunicorn, stop_process
 
-from helpers import execute_body, free_port, publish, start_gunicorn, stop_process
 from runner.replays import MemoryReplays, RedisReplays, replay_store
-from helpers import RedisProcess, needs_redis
 
 HEADERS = {"x-alga-tenant": "tenant-a", "x-alga-extension": "ext-a"}
 

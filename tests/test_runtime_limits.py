@@ -1,9 +1,9 @@
 """RUNTIME_LIMITS (the reference deployment's JSON default limits) beside the per-request limits and
 EXT_DEFAULT_*: the request wins, then RUNTIME_LIMITS, then EXT_DEFAULT_*; EXT_MAX_TIMEOUT_MS caps all."""
 import pytest
+from helpers import execute_body, post_execute, publish
 
 from app import service_of as svc
-from helpers import execute_body, post_execute, publish
 from runner.settings import DefaultLimits
 from settings import Settings
 

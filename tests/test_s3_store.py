@@ -6,13 +6,13 @@ import io
 
 import boto3
 import pytest
+from helpers import free_port
 from moto.server import ThreadedMotoServer
 
-from helpers import free_port
-from storage.bundles.settings import BundleSettings
 from storage.bundles.archive import bundle_bytes
-from storage.bundles.stores import BundleNotFound, BundleStoreError, S3BundleStore, bundle_key, open_bundle_store
 from storage.bundles.cache import ArchiveHashMismatch, BundleCache
+from storage.bundles.settings import BundleSettings
+from storage.bundles.stores import BundleNotFound, BundleStoreError, S3BundleStore, bundle_key, open_bundle_store
 
 BUCKET = "extensions"
 CREDS = {"s3_access_key": "minioadmin", "s3_secret_key": "minioadmin", "s3_region": "us-east-1"}

@@ -10,17 +10,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from urllib.parse import urlsplit
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from helpers import ROOT
 
 from app import service_of as svc
-from helpers import ROOT
 from standalone import scaffold
 from standalone.manifest import load as load_manifest
 

@@ -1,6 +1,5 @@
 """The in-process scheduler: due rows fire once (claimed), as Alga's jobs worker calls, with the
 last-run columns recorded and next_run_at advanced in the schedule's time zone."""
-from app import service_of as svc
 import base64
 import threading
 import time
@@ -8,15 +7,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from standalone_helpers import install, sdk_extension, write_extension
 
-from standalone import scheduler as schedule_runner
-from storage.registry.schedules import iso
+from app import service_of as svc
 from runner.contract import envelope
 from runner.pool import RunnerBusy
-from standalone.scheduler import ScheduleLoop
-from standalone_helpers import install, sdk_extension, write_extension
+from standalone import scheduler as schedule_runner
 from standalone.manifest import validate
+from standalone.scheduler import ScheduleLoop
 from storage.registry.installs import Registry
+from storage.registry.schedules import iso
 from storage.registry.secrets import SecretsStore
 
 T0 = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)

@@ -3,13 +3,13 @@ reference scenarios 13-17 and the executor's limits on a 13 MB StarlingMonkey gu
 
 Compiling it takes ~4 s; the session-shared cache root means once per test run.
 """
-from app import service_of as svc
 import base64
 import json
 
 import pytest
-
 from helpers import decoded_body, execute_body, post_execute, publish
+
+from app import service_of as svc
 
 pytestmark = pytest.mark.slow
 

@@ -1,13 +1,12 @@
 """Vault transit secret envelopes (reference §4.3) against a local server that answers like
 Vault's ``/v1/{mount}/decrypt/{key}``; secret values never reach errors, logs or the debug stream."""
-from app import service_of as svc
 import json
 
 import pytest
-
-from helpers import base_config
 from fakes import FakeVault, Guest
-from helpers import decoded_body
+from helpers import base_config, decoded_body
+
+from app import service_of as svc
 from runner.contract import SecretEnvelope
 from runner.secrets_envelope import EnvelopeOpener, SecretDecryptError
 from runner.settings import RunnerSettings

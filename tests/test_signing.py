@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
-
-from app import service_of as svc
 from helpers import execute_body, post_execute, publish
 from standalone_helpers import write_extension
+
+from app import service_of as svc
 from storage.bundles import signing
 from storage.bundles.signing import SignatureRejected, TrustBundle
 

@@ -1,6 +1,5 @@
 """Standalone mode end to end, in one running app: pack -> install -> /api/ext -> /ext-ui (strict) ->
 reinstall a change (served at once, no restart) -> uninstall -> 404; and the samples `make run` installs."""
-from app import service_of as svc
 import json
 import os
 import signal
@@ -12,9 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-
 from helpers import ROOT, free_port
 from standalone_helpers import write_extension
+
+from app import service_of as svc
 
 pytestmark = pytest.mark.slow
 

@@ -13,12 +13,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 import browser_helpers
-from app import service_of as svc
+import pytest
 from browser_helpers import Problems, browser  # noqa: F401 (fixture)
 from helpers import FIXTURES, GUESTS, base_config
+
+from app import service_of as svc
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

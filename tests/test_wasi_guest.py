@@ -1,10 +1,10 @@
 """A componentize-py guest (imports WASI p2): sandboxed WASI, stdout/stderr captured with context."""
-from app import service_of as svc
 import time
 
 import pytest
-
 from helpers import GUESTS, decoded_body, execute_body, post_execute, publish
+
+from app import service_of as svc
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
 
 WASM_TOOLS = Path(sys.executable).parent / "wasm-tools"

@@ -197,9 +197,9 @@ class Registry:
 
     def versions(self, registry_id: str) -> dict[str, str | None]:
         """An extension's versions, each with its active bundle's content hash (None without one)."""
-        rows = self.db.query(f"SELECT v.version, (SELECT b.content_hash FROM extension_bundle b WHERE "
-                             f"b.version_id = v.id ORDER BY b.created_at DESC, b.rowid DESC LIMIT 1) AS hash "
-                             f"FROM extension_version v WHERE v.registry_id = ?", [registry_id])
+        rows = self.db.query("SELECT v.version, (SELECT b.content_hash FROM extension_bundle b WHERE "
+                             "b.version_id = v.id ORDER BY b.created_at DESC, b.rowid DESC LIMIT 1) AS hash "
+                             "FROM extension_version v WHERE v.registry_id = ?", [registry_id])
         return {row["version"]: row["hash"] for row in rows}
 
     def upsert(self, tenant: str, manifest: Release, content_hash: str, size_bytes: int, storage_url: str,
