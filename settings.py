@@ -46,11 +46,6 @@ class Settings:
             groups[f.name] = config.load(_GROUPS[f.name], environ, mine)
         return cls(**groups)
 
-    @property
-    def standalone_mode(self) -> bool:
-        """No Alga server attached: the SQLite registry, gateway, scheduler and host page run here."""
-        return not self.alga.attached
-
 
 _GROUPS = {"service": ServiceSettings, "runner": RunnerSettings, "bundles": BundleSettings,
            "registry": RegistrySettings, "alga": AlgaSettings, "static": StaticSettings,

@@ -79,8 +79,6 @@ class FairQueues(Generic[T]):
     def running(self, key: Key) -> int:
         return self._running[key]
 
-    def waiting(self, key: Key) -> int:
-        return len(self._queues.get(key, ()))
 
     def drain(self) -> Iterator[tuple[Key, T]]:
         """Empty every queue (shutdown), yielding what was in them."""
